@@ -1,0 +1,145 @@
+"""MAR's diffusion head: a small AdaLN MLP that denoises one token at a time, conditioned on the transformer's
+output z for that token (MAR paper, Sec. 3; ``SimpleMLPAdaLN`` in the official ``models/diffloss.py``).
+
+Parameter names follow the official checkpoints (``diffloss.net.*``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from gtr.models.diffusion import p_sample_loop
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding ordered [cos, sin] (the order the official checkpoints were trained with)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t[:, None].float() * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+class TimestepEmbedder(nn.Module):
+    def __init__(self, width: int, frequency_dim: int = 256):
+        super().__init__()
+        self.frequency_dim = frequency_dim
+        self.mlp = nn.Sequential(nn.Linear(frequency_dim, width), nn.SiLU(), nn.Linear(width, width))
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return self.mlp(timestep_embedding(t, self.frequency_dim))
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+class ResBlock(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.in_ln = nn.LayerNorm(width, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 3 * width))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        shift, scale, gate = self.adaLN_modulation(y).chunk(3, dim=-1)
+        return x + gate * self.mlp(modulate(self.in_ln(x), shift, scale))
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, width: int, out_channels: int):
+        super().__init__()
+        self.norm_final = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(width, out_channels)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        shift, scale = self.adaLN_modulation(y).chunk(2, dim=-1)
+        return self.linear(modulate(self.norm_final(x), shift, scale))
+
+
+class SimpleMLPAdaLN(nn.Module):
+    """eps and variance prediction: input_proj(x) through ``depth`` AdaLN residual blocks conditioned on
+    y = time_embed(t) + cond_embed(z)."""
+
+    def __init__(self, in_channels: int, width: int, z_channels: int, depth: int):
+        super().__init__()
+        self.in_channels = in_channels
+        self.time_embed = TimestepEmbedder(width)
+        self.cond_embed = nn.Linear(z_channels, width)
+        self.input_proj = nn.Linear(in_channels, width)
+        self.res_blocks = nn.ModuleList(ResBlock(width) for _ in range(depth))
+        self.final_layer = FinalLayer(width, 2 * in_channels)  # eps and the learned-range variance
+
+    def initialize_weights(self) -> None:
+        """The official initialisation: Xavier linears, N(0, 0.02) time MLP, zeroed modulations and output."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        nn.init.normal_(self.time_embed.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.time_embed.mlp[2].weight, std=0.02)
+        for layer in [*(b.adaLN_modulation[-1] for b in self.res_blocks), self.final_layer.adaLN_modulation[-1]]:
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        nn.init.zeros_(self.final_layer.linear.weight)
+        nn.init.zeros_(self.final_layer.linear.bias)
+
+    def forward_embedded(self, x: torch.Tensor, t: torch.Tensor, c_emb: torch.Tensor) -> torch.Tensor:
+        """Denoiser output for noisy tokens x [M, C] at timesteps t ([M] or [1]) given ``cond_embed(z)`` [M, W]."""
+        y = self.time_embed(t.reshape(-1)) + c_emb
+        x = self.input_proj(x)
+        for block in self.res_blocks:
+            x = block(x, y)
+        return self.final_layer(x, y)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.forward_embedded(x, t, self.cond_embed(z))
+
+
+class DiffusionHead(nn.Module):
+    """Samples token values from p(x | z): the sampling side of the official ``DiffLoss``."""
+
+    def __init__(self, token_dim: int, z_channels: int, depth: int, width: int):
+        super().__init__()
+        self.token_dim = token_dim
+        self.net = SimpleMLPAdaLN(token_dim, width, z_channels, depth)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        z: torch.Tensor,
+        x_T: torch.Tensor,
+        num_steps: int,
+        step_noise: Callable[[int], torch.Tensor],
+        temperature: float = 1.0,
+        z_uncond: torch.Tensor | None = None,
+        cfg_scale: float = 1.0,
+    ) -> torch.Tensor:
+        """Token values [M, C] for conditions z [M, D], starting from x_T [M, C].
+
+        With ``z_uncond``, classifier-free guidance is applied to eps only; the variance comes from the conditional
+        branch (official ``forward_with_cfg``). The conditional and unconditional branches share the sampler state,
+        so only the conditional half is carried: the official code carries both halves but discards the second.
+        ``cond_embed(z)`` is the same at every diffusion step, so it is computed once (numerically identical).
+        """
+        net = self.net
+        if z_uncond is None:
+            c_emb = net.cond_embed(z)
+
+            def model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                return net.forward_embedded(x, t, c_emb)
+
+        else:
+            c_emb = net.cond_embed(torch.cat([z, z_uncond]))
+            channels = self.token_dim
+
+            def model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                out = net.forward_embedded(torch.cat([x, x]), t, c_emb).float()
+                cond, uncond = out.chunk(2)
+                eps = uncond[:, :channels] + cfg_scale * (cond[:, :channels] - uncond[:, :channels])
+                return torch.cat([eps, cond[:, channels:]], dim=1)
+
+        return p_sample_loop(model, x_T, num_steps, step_noise, temperature)

@@ -1,0 +1,88 @@
+"""The one executor that runs any schedule on any masked-autoregressive model.
+
+Per AR step: one transformer pass over the batch (the conditional and unconditional halves as one doubled batch
+when guided), then one diffusion-head run for all tokens of the batch that need the same number of diffusion
+steps. There is no Python loop over tokens or images.
+
+The model contract (``MAR`` here, LightGen later): ``seq_h``, ``seq_w``, ``token_dim``, ``condition(c)``,
+``null_condition(B)``, ``forward(tokens, known, cond) -> z`` and a ``diffloss`` head with ``sample``.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from gtr.errors import GtRError
+from gtr.sampling.rng import OfficialRNG, PerImageRNG, RandomSource
+from gtr.sampling.schedule import Schedule, check_plan
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device, precision: str):
+    if precision not in PRECISIONS:
+        raise GtRError(f"unknown precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def run_schedule(model: torch.nn.Module, schedule: Schedule, conditions, rng: RandomSource,
+                 precision: str = "fp32", progress: bool = False) -> torch.Tensor:
+    """Sample tokens [B, N, C] for ``conditions`` (class labels for MAR) following ``schedule``."""
+    device = next(model.parameters()).device
+    b, (h, w), dim = rng.batch_size, (model.seq_h, model.seq_w), model.token_dim
+    plan = schedule.plan(h, w)
+    check_plan(plan, h * w, schedule.name)
+    order = schedule.order(h, w, rng).to(device)
+    cond = model.condition(conditions)
+    if cond.shape[0] != b:
+        raise GtRError(f"got {cond.shape[0]} conditions for a batch of {b} images")
+    guided = schedule.guided
+    if guided:
+        cond = torch.cat([cond, model.null_condition(b)])
+
+    tokens = torch.zeros(b, h * w, dim, device=device)
+    known = torch.zeros(b, h * w, dtype=torch.bool, device=device)
+    start = 0
+    for index, step in enumerate(tqdm(plan, desc="AR steps", leave=False, disable=not progress)):
+        # Raster order inside a step: the official code lists the predicted tokens (and their noise) this way.
+        positions = order[:, start:start + step.num_tokens].sort(dim=1).values
+        start += step.num_tokens
+        with autocast(device, precision):
+            z = model(torch.cat([tokens, tokens]) if guided else tokens,
+                      torch.cat([known, known]) if guided else known, cond)
+        z = torch.gather(z, 1, (torch.cat([positions, positions]) if guided else positions)[..., None]
+                         .expand(-1, -1, z.shape[-1]))
+        z_cond, z_uncond = (z[:b], z[b:]) if guided else (z, None)
+
+        steps = schedule.assign_diffusion_steps(index, step, z_cond)
+        if steps is None:
+            steps = torch.full(positions.shape, step.diffusion_steps, device=device)
+        rng.begin_step(step.num_tokens, step.noise_steps, dim)
+        for num_steps in sorted(steps.unique().tolist()):
+            rows, cols = (steps == num_steps).nonzero(as_tuple=True)  # (image, raster) order
+            x_T, step_noise = rng.diffusion_noise(rows, cols, num_steps, dim, guided)
+            with autocast(device, precision):
+                values = model.diffloss.sample(
+                    z_cond[rows, cols], x_T, num_steps, step_noise, step.temperature,
+                    z_uncond=None if z_uncond is None else z_uncond[rows, cols], cfg_scale=step.cfg)
+            tokens[rows, positions[rows, cols]] = values.float()
+        known.scatter_(1, positions, True)
+    return tokens
+
+
+def make_rng(rng: str, batch_size: int, seed: int, image_ids: Sequence[int] | None, device) -> RandomSource:
+    if rng == "per_image":
+        ids = range(batch_size) if image_ids is None else image_ids
+        if len(ids) != batch_size:
+            raise GtRError(f"got {len(ids)} image ids for a batch of {batch_size} images")
+        return PerImageRNG(seed, ids, device)
+    if rng == "official":
+        return OfficialRNG(batch_size, device)
+    raise GtRError(f"unknown rng mode {rng!r}: choose 'per_image' (default) or 'official'")

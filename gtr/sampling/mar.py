@@ -1,0 +1,69 @@
+"""The baseline MAR sampler (official ``MAR.sample_tokens``): cosine mask schedule, a random order per image
+consumed from its tail, linear or constant CFG, one temperature and a fixed number of diffusion steps."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gtr.errors import GtRError
+from gtr.sampling.rng import RandomSource
+from gtr.sampling.schedule import ARStep, Schedule
+
+CFG_SCHEDULES = ("linear", "constant")
+
+
+def cosine_mask_schedule(num_tokens: int, num_iter: int) -> list[int]:
+    """Tokens still masked after each AR step, ``m_s = max(1, min(r_s - 1, floor(N cos(pi/2 (s+1)/T))))`` with
+    the clamp of the official code (so T = N predicts exactly one token per step; the last m_s is 1)."""
+    remaining, masked_after = num_tokens, []
+    for s in range(num_iter):
+        m = int(np.floor(num_tokens * np.cos(math.pi / 2.0 * (s + 1) / num_iter)))
+        m = max(1, min(remaining - 1, m))
+        masked_after.append(m)
+        remaining = m
+    return masked_after
+
+
+def cfg_scale(cfg: float, schedule: str, masked_after: int, num_tokens: int) -> float:
+    """Guidance at one AR step. ``linear`` ramps with the fraction of tokens known after the step, computed in
+    float32 as the official code does (so the full ``cfg`` is never reached; "follow Muse")."""
+    if schedule == "constant":
+        return float(cfg)
+    m = torch.tensor(float(masked_after), dtype=torch.float32)
+    return float(1 + (cfg - 1) * (num_tokens - m) / num_tokens)
+
+
+@dataclass
+class MARSampler(Schedule):
+    num_iter: int = 64
+    diffusion_steps: int = 100
+    cfg: float = 1.0
+    cfg_schedule: str = "linear"
+    temperature: float = 1.0
+    name = "mar"
+
+    def __post_init__(self):
+        if self.cfg_schedule not in CFG_SCHEDULES:
+            raise GtRError(f"unknown cfg_schedule {self.cfg_schedule!r}: choose 'linear' or 'constant'")
+        if self.diffusion_steps < 1:
+            raise GtRError(f"diffusion_steps must be >= 1, got {self.diffusion_steps}")
+
+    def plan(self, seq_h: int, seq_w: int) -> list[ARStep]:
+        n = seq_h * seq_w
+        if not 1 <= self.num_iter <= n:
+            raise GtRError(f"num_iter={self.num_iter} does not fit a {seq_h}x{seq_w} token grid: "
+                           f"use 1 <= num_iter <= {n}")
+        steps, remaining = [], n
+        masked = cosine_mask_schedule(n, self.num_iter)
+        for s, m in enumerate(masked):
+            count = remaining - m if s < self.num_iter - 1 else remaining  # the last step takes what is left
+            steps.append(ARStep(count, self.diffusion_steps, cfg_scale(self.cfg, self.cfg_schedule, m, n),
+                                self.temperature))
+            remaining = m
+        return steps
+
+    def order(self, seq_h: int, seq_w: int, rng: RandomSource) -> torch.Tensor:
+        return rng.permutation(seq_h * seq_w).flip(1)  # the official code predicts orders[m_s:r_s]: tail first
