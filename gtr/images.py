@@ -1,0 +1,44 @@
+"""Writing images: single PNGs (atomically) and a labelled grid with one row per class."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+
+def imagenet_class_names() -> list[str]:
+    """The 1000 ImageNet-1k class names in label order (shipped with torchvision, no download)."""
+    from torchvision.models import ResNet50_Weights
+    return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def save_png(image: np.ndarray | torch.Tensor, path: str | os.PathLike) -> None:
+    """Save an [H, W, 3] (or [H, W]) uint8 image; a reader never sees a half-written file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(np.asarray(image)).save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def labelled_grid(images: torch.Tensor, row_labels: Sequence[str], pad: int = 2,
+                  label_width: int | None = None) -> np.ndarray:
+    """Arrange uint8 images [R*K, H, W, 3] (row-major) into R rows of K with each row's label on its left."""
+    rows = len(row_labels)
+    n, h, w, _ = images.shape
+    per_row = n // rows
+    font = ImageFont.load_default(size=max(10, h // 8))
+    if label_width is None:
+        label_width = max(int(font.getlength(label)) for label in row_labels) + 2 * pad + 4
+    canvas = Image.new("RGB", (label_width + per_row * (w + pad) + pad, rows * (h + pad) + pad), "white")
+    draw = ImageDraw.Draw(canvas)
+    for r, label in enumerate(row_labels):
+        top = pad + r * (h + pad)
+        draw.text((pad + 2, top + h // 2), label, fill="black", font=font, anchor="lm")
+        for k in range(per_row):
+            tile = Image.fromarray(images[r * per_row + k].numpy())
+            canvas.paste(tile, (label_width + pad + k * (w + pad), top))
+    return np.asarray(canvas)

@@ -1,0 +1,129 @@
+"""From a (Hydra) config to images: the model, tokenizer and sampler named by the config, run in batches.
+
+Scripts stay thin: they compose the config and call :func:`sample_to_folder`.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from tqdm.auto import tqdm
+
+from gtr import sample
+from gtr.errors import GtRError
+from gtr.images import imagenet_class_names, labelled_grid, save_png
+from gtr.models import MAR, build_mar, load_mar
+from gtr.sampling import build_sampler
+from gtr.sampling.schedule import Schedule, check_plan
+from gtr.tokenizers import LatentTokenizer, build_tokenizer, load_tokenizer, to_uint8
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise GtRError(f"device={name} but no CUDA GPU is visible: use device=cpu (or device=auto)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise GtRError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
+
+
+def load_model(model_cfg: Mapping[str, Any], weights_cfg: Mapping[str, Any], device: torch.device) -> MAR:
+    hparams = dict(model_cfg.get("hparams") or {})
+    if model_cfg.get("random_init"):
+        return build_mar(model_cfg["preset"], seed=model_cfg.get("init_seed", 0), device=device, **hparams)
+    return load_mar(model_cfg["preset"], model_cfg.get("checkpoint"), root=weights_cfg["root"],
+                    download=weights_cfg["download"], ema=model_cfg.get("ema", True), device=device, **hparams)
+
+
+def load_image_tokenizer(tok_cfg: Mapping[str, Any], weights_cfg: Mapping[str, Any],
+                         device: torch.device) -> LatentTokenizer:
+    if tok_cfg.get("random_init"):
+        return build_tokenizer(tok_cfg["name"], seed=tok_cfg.get("init_seed", 0), device=device)
+    return load_tokenizer(tok_cfg["name"], tok_cfg.get("checkpoint"), root=weights_cfg["root"],
+                          download=weights_cfg["download"], device=device)
+
+
+def sampler_from_config(sampler_cfg: Mapping[str, Any]) -> Schedule:
+    options = dict(sampler_cfg)
+    return build_sampler(options.pop("name"), **options)
+
+
+@dataclass
+class SampleJob:
+    classes: list[int]
+    images_per_class: int
+
+    def labels(self) -> np.ndarray:
+        """Label of image id k: the grid is row-major, one row per class."""
+        return np.repeat(np.asarray(self.classes, dtype=np.int64), self.images_per_class)
+
+
+def check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write_test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise GtRError(f"cannot write to output folder {folder} ({err.strerror}): set output_dir=... to a writable "
+                       f"folder") from None
+
+
+def row_names(model_cfg: Mapping[str, Any], classes: list[int]) -> list[str]:
+    names = imagenet_class_names() if model_cfg.get("class_names") == "imagenet" else None
+    return [f"{c} {names[c]}" if names else str(c) for c in classes]
+
+
+def sample_to_folder(cfg) -> Path:
+    """Run ``scripts/sample.py``'s job: PNGs ``images/{id:05d}.png``, ``grid.png`` and ``config.yaml`` in
+    ``cfg.output_dir``. Returns the grid's path."""
+    out = Path(cfg.output_dir)
+    check_writable(out / "images")
+    device = resolve_device(cfg.device)
+    sampler = sampler_from_config(cfg.sampler)
+    job = SampleJob(list(cfg.classes), int(cfg.images_per_class))
+    if not job.classes or job.images_per_class < 1 or cfg.batch_size < 1:
+        raise GtRError("need at least one class, images_per_class >= 1 and batch_size >= 1")
+    model = load_model(cfg.model, cfg.weights, device)
+    tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
+    labels = job.labels()
+    # Fail on bad labels or a plan that does not fit the grid before any work is done.
+    model.condition(torch.as_tensor(labels, device=device))
+    check_plan(sampler.plan(model.seq_h, model.seq_w), model.seq_len, sampler.name)
+    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+    images = []
+    if cfg.rng == "official":  # the official scripts seed the global generators once per process
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+    with tqdm(total=len(labels), unit="img", desc=f"{cfg.model.name} / {sampler.name}",
+              disable=not cfg.progress) as bar:
+        for start in range(0, len(labels), cfg.batch_size):
+            ids = list(range(start, min(start + cfg.batch_size, len(labels))))
+            latents = sample(model, sampler, labels[ids], seed=None if cfg.rng == "official" else cfg.seed,
+                             image_ids=ids, rng=cfg.rng, precision=cfg.precision)
+            batch = to_uint8(tokenizer.decode(latents))
+            for image_id, image in zip(ids, batch):
+                save_png(image, out / "images" / f"{image_id:05d}.png")
+            images.append(batch)
+            bar.update(len(ids))
+    grid = labelled_grid(torch.cat(images), row_names(cfg.model, job.classes))
+    save_png(grid, out / "grid.png")
+    return out / "grid.png"
+
+
+def main(cfg) -> None:
+    """Entry point shared by scripts: user errors become one line on stderr and exit status 2."""
+    try:
+        grid = sample_to_folder(cfg)
+    except GtRError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    print(f"wrote {grid}")

@@ -1,0 +1,48 @@
+"""Image tokenizers (VAEs). Namespaced as ``gtr.tokenizers`` so that Hugging Face's top-level ``tokenizers``
+package (needed by ``transformers``) is never shadowed."""
+from __future__ import annotations
+
+import os
+
+import torch
+from diffusers import AutoencoderKL
+
+from gtr.errors import GtRError
+from gtr.tokenizers.kl import KL16_CONFIG, KL16_SCALE, KL16_TINY_CONFIG, LatentTokenizer, ldm_to_diffusers, to_uint8
+from gtr.weights import DEFAULT_ROOT, WEIGHTS, WeightFile, load_into, read_checkpoint, resolve, select_state_dict
+
+TOKENIZERS = {"kl16": (KL16_CONFIG, KL16_SCALE), "kl16_tiny": (KL16_TINY_CONFIG, KL16_SCALE)}
+
+
+def _config(name: str):
+    if name not in TOKENIZERS:
+        raise GtRError(f"unknown tokenizer {name!r}: choose one of {', '.join(TOKENIZERS)}")
+    return TOKENIZERS[name]
+
+
+def build_tokenizer(name: str, seed: int | None = 0, device: str | torch.device = "cpu") -> LatentTokenizer:
+    """A randomly initialised tokenizer of a named architecture (for tests and demos)."""
+    config, scale = _config(name)
+    if seed is not None:
+        torch.manual_seed(seed)
+    return LatentTokenizer(AutoencoderKL(**config), scale).to(device).eval()
+
+
+def load_tokenizer(name: str = "kl16", checkpoint: str | os.PathLike | None = None, *,
+                   root: str | os.PathLike = DEFAULT_ROOT, download: bool = True,
+                   device: str | torch.device = "cpu") -> LatentTokenizer:
+    """A pretrained tokenizer from the official LDM-layout file (state dict under ``"model"``) or a diffusers-layout
+    state dict."""
+    config, scale = _config(name)
+    file = WEIGHTS.get(name) or WeightFile(f"{name} tokenizer", f"vae/{name}.ckpt", None, 0, "model.tokenizer.checkpoint")
+    path = resolve(file, checkpoint, root, download)
+    state_dict = select_state_dict(read_checkpoint(path), "model", path)
+    if any(k.startswith(("encoder.down.", "decoder.up.")) for k in state_dict):
+        state_dict = ldm_to_diffusers(state_dict)
+    with torch.device("meta"):
+        vae = AutoencoderKL(**config)
+    load_into(vae, state_dict, path, f"the {name} tokenizer")
+    return LatentTokenizer(vae, scale).to(device).eval()
+
+
+__all__ = ["LatentTokenizer", "TOKENIZERS", "build_tokenizer", "load_tokenizer", "ldm_to_diffusers", "to_uint8"]

@@ -1,0 +1,169 @@
+"""Finding and safely reading weight files.
+
+Every weight file goes through :func:`resolve`: an explicit path, else the official folder layout under a
+configurable root (``pretrained_models/mar/mar_huge/checkpoint-last.pth``, ``pretrained_models/vae/kl16.ckpt``),
+else a download from the official source when online (progress bar, atomic rename). When none works, one line
+names the file, where to get it and the config key to set.
+
+Files are read with ``torch.load(..., weights_only=True)`` (plus an allow-list of what the official training
+scripts store besides tensors) or as safetensors; arbitrary pickled objects are never executed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from gtr.errors import GtRError
+
+DEFAULT_ROOT = "pretrained_models"
+_DROPBOX = "https://www.dropbox.com/scl/fi"
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    name: str  # human name, e.g. "MAR-H"
+    relpath: str  # official layout under the weights root
+    url: str | None  # official download (dl=1: Dropbox's direct-download form)
+    size_mib: int
+    config_key: str  # the Hydra key that takes an explicit path
+
+
+WEIGHTS: dict[str, WeightFile] = {
+    "mar_b": WeightFile("MAR-B", "mar/mar_base/checkpoint-last.pth",
+                        f"{_DROPBOX}/f6dpuyjb7fudzxcyhvrhk/checkpoint-last.pth?rlkey=a6i4bo71vhfo4anp33n9ukujb&dl=1",
+                        1587, "model.checkpoint"),
+    "mar_l": WeightFile("MAR-L", "mar/mar_large/checkpoint-last.pth",
+                        f"{_DROPBOX}/pxacc5b2mrt3ifw4cah6k/checkpoint-last.pth?rlkey=m48ovo6g7ivcbosrbdaz0ehqt&dl=1",
+                        3650, "model.checkpoint"),
+    "mar_h": WeightFile("MAR-H", "mar/mar_huge/checkpoint-last.pth",
+                        f"{_DROPBOX}/1qmfx6fpy3k7j9vcjjs3s/checkpoint-last.pth?rlkey=4lae281yzxb406atp32vzc83o&dl=1",
+                        7191, "model.checkpoint"),
+    "kl16": WeightFile("KL-16 VAE", "vae/kl16.ckpt",
+                       f"{_DROPBOX}/hhmuvaiacrarfg28qxhwz/kl16.ckpt?rlkey=l44xipsezc8atcffdp4q7mwmh&dl=1",
+                       254, "model.tokenizer.checkpoint"),
+}
+
+
+def offline() -> bool:
+    return any(os.environ.get(v, "0").lower() in ("1", "true", "yes") for v in ("GTR_OFFLINE", "HF_HUB_OFFLINE"))
+
+
+def resolve(file: WeightFile, path: str | os.PathLike | None = None, root: str | os.PathLike = DEFAULT_ROOT,
+            download: bool = True) -> Path:
+    """The local path of a weight file, downloading it into ``root`` when allowed and possible."""
+    if path is not None:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise GtRError(f"{file.name} weights: {path} does not exist; fix {file.config_key}=... or set it to null "
+                           f"to use {Path(root) / file.relpath}")
+        return path
+    local = Path(root).expanduser() / file.relpath
+    if local.is_file():
+        return local
+    reason = "downloads disabled"
+    if download and file.url and not offline():
+        try:
+            download_file(file.url, local, desc=file.name)
+            return local
+        except (urllib.error.URLError, OSError) as err:
+            reason = f"download failed: {getattr(err, 'reason', err)}"
+    where = f"download {file.url} (~{file.size_mib} MiB) to {local}" if file.url else f"place it at {local}"
+    raise GtRError(f"{file.name} weights not found ({reason}): {where}, or set {file.config_key}=/path/to/"
+                   f"{Path(file.relpath).name} (weights root: weights.root={Path(root)})")
+
+
+def download_file(url: str, dest: Path, desc: str = "", timeout: float = 30.0) -> None:
+    """Stream ``url`` to ``dest`` with a progress bar; the file appears only once complete (atomic rename)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    request = urllib.request.Request(url, headers={"User-Agent": "Wget/1.16 (linux-gnu)"})
+    with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as out:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {desc or dest.name}") as bar:
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                bar.update(len(chunk))
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(part, dest)
+
+
+# What the official training scripts pickle besides tensors (``args`` is an argparse.Namespace).
+SAFE_GLOBALS = [argparse.Namespace]
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The top-level dict of a ``.pth``/``.ckpt``/``.safetensors`` file, without executing pickled code."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            return load_file(path)
+        except (SafetensorError, OSError) as err:
+            raise GtRError(f"{path} is not a readable safetensors file ({err}); re-download or re-export it") from None
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            try:
+                obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            except RuntimeError as err:
+                if "mmap" not in str(err):
+                    raise
+                obj = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) format
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0]
+        raise GtRError(f"{path} holds Python objects that are not loaded for safety ({first}); export its tensors "
+                       f"to a plain state dict or a .safetensors file") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise GtRError(f"{path} is truncated or not a PyTorch checkpoint ({first}); re-download it") from None
+    if not isinstance(obj, dict):
+        raise GtRError(f"{path} holds a {type(obj).__name__}, not a checkpoint dict")
+    return obj
+
+
+def select_state_dict(checkpoint: dict, key: str | None, path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """``checkpoint[key]`` (e.g. ``model_ema``); a bare state dict is returned as is."""
+    if checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        return checkpoint
+    if key not in checkpoint or not isinstance(checkpoint[key], dict):
+        available = ", ".join(k for k, v in checkpoint.items() if isinstance(v, dict)) or "none"
+        raise GtRError(f"{path} has no state dict under {key!r} (state dicts found: {available}); "
+                       f"choose another with the checkpoint key option")
+    return checkpoint[key]
+
+
+def describe_mismatch(expected: dict[str, torch.Size], got: dict[str, torch.Tensor], limit: int = 3) -> str:
+    """A short account of how a state dict differs from a model's: missing, unexpected and reshaped keys."""
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    reshaped = [f"{k} {tuple(got[k].shape)} vs {tuple(expected[k])}" for k in expected
+                if k in got and tuple(got[k].shape) != tuple(expected[k])]
+    parts = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", reshaped)):
+        if items:
+            shown = ", ".join(items[:limit]) + (", ..." if len(items) > limit else "")
+            parts.append(f"{len(items)} {label} ({shown})")
+    return "; ".join(parts)
+
+
+def load_into(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], path, what: str,
+              hint: str = "") -> torch.nn.Module:
+    """Strictly load ``state_dict`` into ``model`` (which may live on the meta device: tensors are assigned, not
+    copied), or raise one line saying what does not fit and, via ``hint``, what the file probably is."""
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    problem = describe_mismatch(expected, state_dict)
+    if problem:
+        raise GtRError(f"{path} does not fit {what}: {problem}{hint}")
+    state_dict = {k: v if v.dtype == torch.float32 else v.float() for k, v in state_dict.items()}
+    model.load_state_dict(state_dict, strict=True, assign=True)
+    return model

@@ -1,0 +1,49 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+DATA = Path(__file__).parent / "data"
+REPO = Path(__file__).parent.parent
+SCHEMAS = {"mar_b": "mar_base", "mar_l": "mar_large", "mar_h": "mar_huge", "kl16": "kl16_vae"}
+
+
+def schema(name: str) -> dict:
+    return json.loads((DATA / f"{SCHEMAS[name]}_state_dict_schema.json").read_text())
+
+
+def schema_state_dict(name: str, seed: int) -> dict[str, torch.Tensor]:
+    """Random tensors in the exact keys/shapes of an official checkpoint, cheap at any model size: each tensor is
+    a random vector along its last dimension broadcast over the others (stride 0), so files stay small."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for key, shape, _ in schema(name)["state_dict"]:
+        out[key] = (0.02 * torch.randn(shape[-1], generator=g)).expand(*shape)
+    return out
+
+
+def write_mar_checkpoint(path: Path, preset: str) -> tuple[dict, dict]:
+    """An official-layout ``checkpoint-last.pth`` with different random ``model`` and ``model_ema``."""
+    model, ema = schema_state_dict(preset, 0), schema_state_dict(preset, 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model, "model_ema": ema}, path)
+    return model, ema
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    """Tests never touch the network."""
+    monkeypatch.setenv("GTR_OFFLINE", "1")
+
+
+@pytest.fixture
+def parity_case():
+    return torch.load(DATA / "tiny_mar_parity_cfg_linear.pt", weights_only=True)
+
+
+def run_env() -> dict:
+    env = dict(os.environ, GTR_OFFLINE="1")
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
