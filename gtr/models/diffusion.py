@@ -77,9 +77,9 @@ def respaced_schedule(num_steps: int) -> RespacedSchedule:
     alphas_cumprod_prev = np.append(1.0, alphas_cumprod[:-1])
     posterior_variance = betas * (1.0 - alphas_cumprod_prev) / (1.0 - alphas_cumprod)
     # The posterior variance is 0 at the first step; Improved DDPM clips its log with the next value.
-    posterior_log_variance_clipped = np.log(np.append(posterior_variance[1], posterior_variance[1:]))
-    if len(betas) == 1:  # a single step has no "next value": keep the finite beta instead of log(0)
-        posterior_log_variance_clipped = np.log(betas)
+    # (A single step has no next value; its variance is never used, as the last step adds no noise.)
+    clipped = np.append(posterior_variance[1], posterior_variance[1:]) if len(betas) > 1 else betas
+    posterior_log_variance_clipped = np.log(clipped)
 
     def f32(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array).float()
