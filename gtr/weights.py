@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import pickle
+import re
 import urllib.error
 import urllib.request
 import zipfile
@@ -120,9 +121,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
                     raise
                 obj = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) format
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0]
-        raise GtRError(f"{path} holds Python objects that are not loaded for safety ({first}); export its tensors "
-                       f"to a plain state dict or a .safetensors file") from None
+        blocked = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if blocked is None:
+            raise GtRError(f"{path} is truncated or not a PyTorch checkpoint; re-download it") from None
+        raise GtRError(f"{path} holds Python objects that are not loaded for safety ({blocked[1]}); export its "
+                       f"tensors to a plain state dict or a .safetensors file") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise GtRError(f"{path} is truncated or not a PyTorch checkpoint ({first}); re-download it") from None

@@ -1,0 +1,114 @@
+import argparse
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from gtr.errors import GtRError
+from gtr.weights import WEIGHTS, WeightFile, read_checkpoint, resolve, select_state_dict
+
+
+def fake_file(tmp_path, content: bytes = b"weights") -> WeightFile:
+    src = tmp_path / "source.bin"
+    src.write_bytes(content)
+    return WeightFile("Fake", "fake/checkpoint-last.pth", src.as_uri(), 1, "model.checkpoint")
+
+
+def test_resolution_order(tmp_path, monkeypatch):
+    file = fake_file(tmp_path)
+    explicit = tmp_path / "mine.pth"
+    explicit.write_bytes(b"x")
+    root = tmp_path / "root"
+    assert resolve(file, explicit, root) == explicit  # 1. explicit path
+    local = root / "fake" / "checkpoint-last.pth"
+    local.parent.mkdir(parents=True)
+    local.write_bytes(b"y")
+    assert resolve(file, None, root) == local  # 2. the official layout under the root
+    local.unlink()
+    monkeypatch.delenv("GTR_OFFLINE")
+    assert resolve(file, None, root) == local  # 3. downloaded (here from a file:// URL)
+    assert local.read_bytes() == b"weights"
+    assert not list(local.parent.glob("*.part"))  # written atomically
+
+
+def test_missing_weights_offline_is_one_line(tmp_path):
+    with pytest.raises(GtRError) as err:
+        resolve(WEIGHTS["mar_h"], None, tmp_path / "nowhere")
+    message = str(err.value)
+    assert "\n" not in message
+    assert "MAR-H weights not found (downloads disabled)" in message
+    assert "mar/mar_huge/checkpoint-last.pth" in message and "dropbox.com" in message
+    assert "model.checkpoint=" in message
+
+
+def test_failed_download_says_why(tmp_path, monkeypatch):
+    monkeypatch.delenv("GTR_OFFLINE")
+    file = WeightFile("Fake", "fake.pth", (tmp_path / "absent.bin").as_uri(), 1, "model.checkpoint")
+    with pytest.raises(GtRError, match="download failed"):
+        resolve(file, None, tmp_path)
+    assert not (tmp_path / "fake.pth").exists()
+
+
+def test_explicit_path_missing(tmp_path):
+    with pytest.raises(GtRError, match=r"does not exist; fix model.checkpoint=\.\.\."):
+        resolve(WEIGHTS["mar_b"], tmp_path / "typo.pth", tmp_path)
+
+
+def test_truncated_checkpoint(tmp_path):
+    path = tmp_path / "checkpoint-last.pth"
+    torch.save({"model": {"w": torch.randn(1000)}}, path)
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(GtRError, match="truncated or not a PyTorch checkpoint"):
+        read_checkpoint(path)
+
+
+def test_not_a_checkpoint(tmp_path):
+    path = tmp_path / "kl16.ckpt"
+    path.write_text("<html>Dropbox sign-in page</html>")
+    with pytest.raises(GtRError, match="truncated or not a PyTorch checkpoint"):
+        read_checkpoint(path)
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("code ran",))
+
+
+def test_arbitrary_objects_are_never_unpickled(tmp_path, capsys):
+    path = tmp_path / "evil.pth"
+    torch.save({"model": {}, "payload": Payload()}, path)
+    with pytest.raises(GtRError, match="not loaded for safety"):
+        read_checkpoint(path)
+    assert "code ran" not in capsys.readouterr().out
+
+
+def test_training_checkpoints_with_args_load(tmp_path):
+    path = tmp_path / "checkpoint-last.pth"
+    torch.save({"model": {"w": torch.ones(2)}, "model_ema": {"w": torch.zeros(2)}, "epoch": 799,
+                "args": argparse.Namespace(model="mar_base", diffloss_d=6)}, path)
+    ckpt = read_checkpoint(path)
+    assert torch.equal(select_state_dict(ckpt, "model_ema", path)["w"], torch.zeros(2))
+    with pytest.raises(GtRError, match="no state dict under 'ema'.*model, model_ema"):
+        select_state_dict(ckpt, "ema", path)
+
+
+def test_legacy_format_and_safetensors(tmp_path):
+    legacy = tmp_path / "legacy.pth"
+    torch.save({"model": {"w": torch.ones(3)}}, legacy, _use_new_zipfile_serialization=False)
+    assert torch.equal(read_checkpoint(legacy)["model"]["w"], torch.ones(3))
+    st = tmp_path / "model.safetensors"
+    save_file({"w": torch.ones(3)}, st)
+    sd = read_checkpoint(st)
+    assert torch.equal(select_state_dict(sd, "model_ema", st)["w"], torch.ones(3))  # bare state dicts pass through
+    st.write_bytes(st.read_bytes()[:20])
+    with pytest.raises(GtRError, match="not a readable safetensors file"):
+        read_checkpoint(st)
+
+
+def test_pickle_module_is_not_used_for_loading(tmp_path):
+    """A plain pickle (not a torch zip archive) is refused, not executed."""
+    path = tmp_path / "plain.pkl"
+    path.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(GtRError):
+        read_checkpoint(path)
