@@ -1,0 +1,144 @@
+"""Side-by-side timing of our executor and the official ``MAR.sample_tokens`` on the same weights.
+
+Needs a checkout of the official code (https://github.com/LTH14/mar) for the official column; its modules are
+imported from that path at run time, never copied here. Both run in this process on the same random weights
+(our state dict loads strictly into the official class, which is itself a check of key compatibility), with the
+same seeds; the official-RNG output of ours is compared with the official output.
+
+    python scripts/bench_executor.py --official-repo /path/to/mar                 # tiny model, CPU
+    python scripts/bench_executor.py --official-repo /path/to/mar --model mar_b --batch 64 --num-iter 64
+
+Writes results/bench_executor.json and results/bench_executor.md (ratios are measured in one run).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+import gtr
+from gtr.models.mar import PRESETS
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def official_model(repo: Path, preset: str, diffusion_steps: int, device: torch.device) -> nn.Module:
+    """The official MAR class with the hyperparameters of ``preset``."""
+    sys.path.insert(0, str(repo))
+    if device.type == "cpu":  # the official sampler calls .cuda() unconditionally
+        torch.Tensor.cuda = lambda self, *args, **kwargs: self
+    from models.mar import MAR as OfficialMAR  # noqa: E402  (from the official checkout)
+
+    c = PRESETS[preset]
+    return OfficialMAR(img_size=c.img_size, vae_stride=c.vae_stride, patch_size=c.patch_size,
+                       encoder_embed_dim=c.encoder_embed_dim, encoder_depth=c.encoder_depth,
+                       encoder_num_heads=c.encoder_num_heads, decoder_embed_dim=c.decoder_embed_dim,
+                       decoder_depth=c.decoder_depth, decoder_num_heads=c.decoder_num_heads, mlp_ratio=c.mlp_ratio,
+                       norm_layer=partial(nn.LayerNorm, eps=c.norm_eps), vae_embed_dim=c.vae_embed_dim,
+                       class_num=c.class_num, buffer_size=c.buffer_size, diffloss_d=c.diffloss_d,
+                       diffloss_w=c.diffloss_w, num_sampling_steps=str(diffusion_steps)).to(device).eval()
+
+
+def timed(methods: dict, repeats: int, device: torch.device) -> tuple[dict, dict]:
+    """Per-method times (s) and outputs; repeats are interleaved across methods so drift in machine speed
+    affects every method alike."""
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    outputs = {name: fn() for name, fn in methods.items()}  # warm-up
+    times = {name: [] for name in methods}
+    for _ in range(repeats):
+        for name, fn in methods.items():
+            sync()
+            start = time.perf_counter()
+            outputs[name] = fn()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return times, outputs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--official-repo", type=Path, help="checkout of LTH14/mar (omit to time ours only)")
+    parser.add_argument("--model", default="mar_tiny", choices=sorted(PRESETS))
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--num-iter", type=int, default=16)
+    parser.add_argument("--diffusion-steps", type=int, default=100)
+    parser.add_argument("--cfg", type=float, default=3.0)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "bench_executor")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+
+    model = gtr.build_mar(args.model, seed=0, device=device)
+    with torch.no_grad():  # random weights everywhere (the official init zeroes the head's output)
+        for p in model.parameters():
+            p.normal_(0, 0.05)
+    labels = torch.arange(args.batch) % model.config.class_num
+    sampler = gtr.build_sampler("mar", num_iter=args.num_iter, diffusion_steps=args.diffusion_steps, cfg=args.cfg)
+
+    methods = {
+        "ours (official RNG)": lambda: gtr.sample(model, sampler, labels, seed=1, rng="official"),
+        "ours (per-image RNG)": lambda: gtr.sample(model, sampler, labels, seed=1),
+    }
+    if args.official_repo:
+        official = official_model(args.official_repo, args.model, args.diffusion_steps, device)
+        official.load_state_dict(model.state_dict(), strict=True)
+
+        def run_official():
+            torch.manual_seed(1)
+            np.random.seed(1)
+            with torch.no_grad():
+                return official.sample_tokens(bsz=args.batch, num_iter=args.num_iter, cfg=args.cfg,
+                                              cfg_schedule="linear", labels=labels.to(device), temperature=1.0)
+
+        methods["official sample_tokens"] = run_official
+    rows, outputs = timed(methods, args.repeats, device)
+    error = None
+    if args.official_repo:
+        ref = outputs["official sample_tokens"]
+        error = ((outputs["ours (official RNG)"] - ref).abs().max() / ref.abs().max()).item()
+
+    baseline = statistics.median(rows.get("official sample_tokens", rows["ours (official RNG)"]))
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
+    result = {
+        "command": " ".join(["python", Path(__file__).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]]),
+        "device": f"{device.type}: {device_name}", "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "model": args.model, "batch": args.batch, "num_iter": args.num_iter, "diffusion_steps": args.diffusion_steps,
+        "cfg": args.cfg, "repeats": args.repeats, "relative_max_abs_error_vs_official": error,
+        "rows": [{"method": name, "median_s": statistics.median(t), "min_s": min(t), "max_s": max(t),
+                  "speedup_vs_official": baseline / statistics.median(t) if error is not None else None}
+                 for name, t in rows.items()],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = [
+        "# Executor vs official `sample_tokens` (measured)", "",
+        f"Command: `{result['command']}`  ",
+        f"Device: {result['device']}, {result['threads']} threads, torch {result['torch']}; model {args.model}, "
+        f"batch {args.batch}, {args.num_iter} AR steps x {args.diffusion_steps} diffusion steps, linear CFG "
+        f"{args.cfg}; median of {args.repeats} repeats interleaved across methods, after one warm-up each.  ",
+        "Relative max-abs difference of our official-RNG output from the official output: "
+        + ("not run (no --official-repo)" if error is None else f"{error:.1e}"), "",
+        "| method | median s / batch | min | max | speed vs official |", "|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        speed = "n/a" if row["speedup_vs_official"] is None else f"{row['speedup_vs_official']:.2f}x"
+        lines.append(f"| {row['method']} | {row['median_s']:.3f} | {row['min_s']:.3f} | {row['max_s']:.3f} | {speed} |")
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
