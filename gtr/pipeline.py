@@ -5,7 +5,6 @@ Scripts stay thin: they compose the config and call :func:`sample_to_folder`.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,6 +18,7 @@ from gtr.errors import GtRError
 from gtr.images import imagenet_class_names, labelled_grid, save_png
 from gtr.models import MAR, build_mar, load_mar
 from gtr.sampling import build_sampler
+from gtr.sampling.executor import RNG_MODES, autocast
 from gtr.sampling.schedule import Schedule, check_plan
 from gtr.tokenizers import LatentTokenizer, build_tokenizer, load_tokenizer, to_uint8
 
@@ -36,7 +36,7 @@ def resolve_device(name: str) -> torch.device:
 
 def load_model(model_cfg: Mapping[str, Any], weights_cfg: Mapping[str, Any], device: torch.device) -> MAR:
     hparams = dict(model_cfg.get("hparams") or {})
-    if model_cfg.get("random_init"):
+    if model_cfg.get("random_init") and not model_cfg.get("checkpoint"):
         return build_mar(model_cfg["preset"], seed=model_cfg.get("init_seed", 0), device=device, **hparams)
     return load_mar(model_cfg["preset"], model_cfg.get("checkpoint"), root=weights_cfg["root"],
                     download=weights_cfg["download"], ema=model_cfg.get("ema", True), device=device, **hparams)
@@ -44,7 +44,7 @@ def load_model(model_cfg: Mapping[str, Any], weights_cfg: Mapping[str, Any], dev
 
 def load_image_tokenizer(tok_cfg: Mapping[str, Any], weights_cfg: Mapping[str, Any],
                          device: torch.device) -> LatentTokenizer:
-    if tok_cfg.get("random_init"):
+    if tok_cfg.get("random_init") and not tok_cfg.get("checkpoint"):
         return build_tokenizer(tok_cfg["name"], seed=tok_cfg.get("init_seed", 0), device=device)
     return load_tokenizer(tok_cfg["name"], tok_cfg.get("checkpoint"), root=weights_cfg["root"],
                           download=weights_cfg["download"], device=device)
@@ -53,16 +53,6 @@ def load_image_tokenizer(tok_cfg: Mapping[str, Any], weights_cfg: Mapping[str, A
 def sampler_from_config(sampler_cfg: Mapping[str, Any]) -> Schedule:
     options = dict(sampler_cfg)
     return build_sampler(options.pop("name"), **options)
-
-
-@dataclass
-class SampleJob:
-    classes: list[int]
-    images_per_class: int
-
-    def labels(self) -> np.ndarray:
-        """Label of image id k: the grid is row-major, one row per class."""
-        return np.repeat(np.asarray(self.classes, dtype=np.int64), self.images_per_class)
 
 
 def check_writable(folder: Path) -> None:
@@ -88,12 +78,15 @@ def sample_to_folder(cfg) -> Path:
     check_writable(out / "images")
     device = resolve_device(cfg.device)
     sampler = sampler_from_config(cfg.sampler)
-    job = SampleJob(list(cfg.classes), int(cfg.images_per_class))
-    if not job.classes or job.images_per_class < 1 or cfg.batch_size < 1:
+    classes = list(cfg.classes)
+    if not classes or cfg.images_per_class < 1 or cfg.batch_size < 1:
         raise GtRError("need at least one class, images_per_class >= 1 and batch_size >= 1")
+    if cfg.rng not in RNG_MODES:
+        raise GtRError(f"unknown rng mode {cfg.rng!r}: choose one of {', '.join(RNG_MODES)}")
+    autocast(device, cfg.precision)  # validates the precision name
     model = load_model(cfg.model, cfg.weights, device)
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
-    labels = job.labels()
+    labels = np.repeat(np.asarray(classes, dtype=np.int64), cfg.images_per_class)  # row-major grid, a row per class
     # Fail on bad labels or a plan that does not fit the grid before any work is done.
     model.condition(torch.as_tensor(labels, device=device))
     check_plan(sampler.plan(model.seq_h, model.seq_w), model.seq_len, sampler.name)
@@ -109,12 +102,13 @@ def sample_to_folder(cfg) -> Path:
             ids = list(range(start, min(start + cfg.batch_size, len(labels))))
             latents = sample(model, sampler, labels[ids], seed=None if cfg.rng == "official" else cfg.seed,
                              image_ids=ids, rng=cfg.rng, precision=cfg.precision)
-            batch = to_uint8(tokenizer.decode(latents))
+            with autocast(device, cfg.precision):  # the official evaluation decodes under autocast too
+                batch = to_uint8(tokenizer.decode(latents))
             for image_id, image in zip(ids, batch):
                 save_png(image, out / "images" / f"{image_id:05d}.png")
             images.append(batch)
             bar.update(len(ids))
-    grid = labelled_grid(torch.cat(images), row_names(cfg.model, job.classes))
+    grid = labelled_grid(torch.cat(images), row_names(cfg.model, classes))
     save_png(grid, out / "grid.png")
     return out / "grid.png"
 

@@ -121,6 +121,7 @@ def main() -> None:
                   "speedup_vs_official": baseline / statistics.median(t) if error is not None else None}
                  for name, t in rows.items()],
     }
+    spread = max((max(t) - min(t)) / statistics.median(t) for t in rows.values())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     lines = [
@@ -131,6 +132,8 @@ def main() -> None:
         f"{args.cfg}; median of {args.repeats} repeats interleaved across methods, after one warm-up each.  ",
         "Relative max-abs difference of our official-RNG output from the official output: "
         + ("not run (no --official-repo)" if error is None else f"{error:.1e}"), "",
+        f"Largest run-to-run spread of any row, (max - min) / median: {spread:.0%}; speed differences smaller "
+        "than that are not resolved by this run.", "",
         "| method | median s / batch | min | max | speed vs official |", "|---|---|---|---|---|",
     ]
     for row in result["rows"]:

@@ -86,6 +86,7 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert "num_iter=300 does not fit" in in_process_error(capsys, "sampler.num_iter=300", out)
     assert "cfg_schedule" in in_process_error(capsys, "sampler.cfg_schedule=cosine", out)
     assert "unknown precision" in in_process_error(capsys, "precision=fp4", out)
+    assert "unknown rng mode 'global'" in in_process_error(capsys, "rng=global", out)
     blocker = tmp_path / "file"
     blocker.write_text("")
     assert "cannot write to output folder" in in_process_error(capsys, f"output_dir={blocker / 'sub'}")

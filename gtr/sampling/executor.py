@@ -20,6 +20,7 @@ from gtr.sampling.rng import OfficialRNG, PerImageRNG, RandomSource
 from gtr.sampling.schedule import Schedule, check_plan
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+RNG_MODES = ("per_image", "official")
 
 
 def autocast(device: torch.device, precision: str):
@@ -85,4 +86,4 @@ def make_rng(rng: str, batch_size: int, seed: int, image_ids: Sequence[int] | No
         return PerImageRNG(seed, ids, device)
     if rng == "official":
         return OfficialRNG(batch_size, device)
-    raise GtRError(f"unknown rng mode {rng!r}: choose 'per_image' (default) or 'official'")
+    raise GtRError(f"unknown rng mode {rng!r}: choose one of {', '.join(RNG_MODES)}")
