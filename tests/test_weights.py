@@ -106,6 +106,7 @@ def test_legacy_format_and_safetensors(tmp_path):
         read_checkpoint(st)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_pickle_module_is_not_used_for_loading(tmp_path):
     """A plain pickle (not a torch zip archive) is refused, not executed."""
     path = tmp_path / "plain.pkl"

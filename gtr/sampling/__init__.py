@@ -5,10 +5,11 @@ import dataclasses
 
 from gtr.errors import GtRError
 from gtr.sampling.executor import run_schedule
+from gtr.sampling.gtr import GtRSampler
 from gtr.sampling.mar import MARSampler
 from gtr.sampling.schedule import ARStep, Schedule
 
-SAMPLERS: dict[str, type[Schedule]] = {"mar": MARSampler}
+SAMPLERS: dict[str, type[Schedule]] = {"mar": MARSampler, "gtr": GtRSampler}
 
 
 def build_sampler(name: str, **options) -> Schedule:
@@ -24,4 +25,4 @@ def build_sampler(name: str, **options) -> Schedule:
     return cls(**options)
 
 
-__all__ = ["ARStep", "Schedule", "SAMPLERS", "build_sampler", "run_schedule", "MARSampler"]
+__all__ = ["ARStep", "Schedule", "SAMPLERS", "build_sampler", "run_schedule", "GtRSampler", "MARSampler"]

@@ -48,6 +48,9 @@ def run_schedule(model: torch.nn.Module, schedule: Schedule, conditions, rng: Ra
     if guided:
         cond = torch.cat([cond, model.null_condition(b)])
 
+    def doubled(x: torch.Tensor) -> torch.Tensor:  # the unconditional half repeats the conditional one
+        return torch.cat([x, x]) if guided else x
+
     tokens = torch.zeros(b, h * w, dim, device=device)
     known = torch.zeros(b, h * w, dtype=torch.bool, device=device)
     start = 0
@@ -56,18 +59,16 @@ def run_schedule(model: torch.nn.Module, schedule: Schedule, conditions, rng: Ra
         positions = order[:, start:start + step.num_tokens].sort(dim=1).values
         start += step.num_tokens
         with autocast(device, precision):
-            z = model(torch.cat([tokens, tokens]) if guided else tokens,
-                      torch.cat([known, known]) if guided else known, cond)
-        z = torch.gather(z, 1, (torch.cat([positions, positions]) if guided else positions)[..., None]
-                         .expand(-1, -1, z.shape[-1]))
+            z = model(doubled(tokens), doubled(known), cond)
+        z = torch.gather(z, 1, doubled(positions)[..., None].expand(-1, -1, z.shape[-1]))
         z_cond, z_uncond = (z[:b], z[b:]) if guided else (z, None)
 
-        steps = schedule.assign_diffusion_steps(index, step, z_cond)
-        if steps is None:
-            steps = torch.full(positions.shape, step.diffusion_steps, device=device)
+        token_steps = schedule.assign_diffusion_steps(index, step, z_cond)
+        if token_steps is None:
+            token_steps = torch.full(positions.shape, step.diffusion_steps, device=device)
         rng.begin_step(step.num_tokens, step.noise_steps, dim)
-        for num_steps in sorted(steps.unique().tolist()):
-            rows, cols = (steps == num_steps).nonzero(as_tuple=True)  # (image, raster) order
+        for num_steps in sorted(token_steps.unique().tolist()):
+            rows, cols = (token_steps == num_steps).nonzero(as_tuple=True)  # (image, raster) order
             x_T, step_noise = rng.diffusion_noise(rows, cols, num_steps, dim, guided)
             with autocast(device, precision):
                 values = model.diffloss.sample(

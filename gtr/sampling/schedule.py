@@ -26,6 +26,7 @@ class ARStep:
     # Upper bound of any per-token assignment made by the hook; per-image noise is drawn to this length so a
     # token's noise never depends on what the hook decided for the others. None: ``diffusion_steps``.
     max_diffusion_steps: int | None = None
+    stage: int = 0  # which stage of a multi-stage schedule (GtR) the step belongs to
 
     @property
     def noise_steps(self) -> int:
