@@ -85,6 +85,7 @@ def sample_to_folder(cfg) -> Path:
         raise GtRError(f"unknown rng mode {cfg.rng!r}: choose one of {', '.join(RNG_MODES)}")
     autocast(device, cfg.precision)  # validates the precision name
     model = load_model(cfg.model, cfg.weights, device)
+    model.diffloss.clip_timestep = cfg.diffusion.clip_timestep
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
     labels = np.repeat(np.asarray(classes, dtype=np.int64), cfg.images_per_class)  # row-major grid, a row per class
     # Fail on bad labels or a plan that does not fit the grid before any work is done.

@@ -27,11 +27,14 @@ def cosine_betas(num_steps: int = NUM_TRAIN_STEPS, max_beta: float = 0.999) -> n
     return np.array(betas, dtype=np.float64)
 
 
-def respaced_timesteps(num_steps: int, num_train_steps: int = NUM_TRAIN_STEPS) -> list[int]:
+def respaced_timesteps(num_steps: int, num_train_steps: int = NUM_TRAIN_STEPS,
+                       clip_timestep: int | None = None) -> list[int]:
     """The training timesteps kept when respacing to ``num_steps`` (one section, as MAR's ``"100"`` string).
 
     The stride is accumulated in floating point and rounded at every step, exactly as the official
-    ``space_timesteps`` does; for 100 steps this keeps {0, 10, 20, ..., 989, 999}.
+    ``space_timesteps`` does; for 100 steps this keeps {0, 10, 20, ..., 989, 999}. ``clip_timestep`` maps every
+    kept step through min(t, clip) and merges duplicates, as DiSA's diffusion code does (clip 950 turns 100 steps
+    into 96: the paper's effective baseline); None is the official MAR behaviour.
     """
     if not 1 <= num_steps <= num_train_steps:
         raise ValueError(f"diffusion steps must be in [1, {num_train_steps}], got {num_steps}")
@@ -40,6 +43,8 @@ def respaced_timesteps(num_steps: int, num_train_steps: int = NUM_TRAIN_STEPS) -
     for _ in range(num_steps):
         kept.append(round(position))
         position += stride
+    if clip_timestep is not None:
+        kept = [min(t, clip_timestep) for t in kept]
     return sorted(set(kept))
 
 
@@ -64,9 +69,9 @@ class RespacedSchedule:
 
 
 @functools.lru_cache(maxsize=None)
-def respaced_schedule(num_steps: int) -> RespacedSchedule:
+def respaced_schedule(num_steps: int, clip_timestep: int | None = None) -> RespacedSchedule:
     base_alphas_cumprod = np.cumprod(1.0 - cosine_betas())
-    kept = respaced_timesteps(num_steps)
+    kept = respaced_timesteps(num_steps, clip_timestep=clip_timestep)
     # Rebuild betas from alpha_bar at the kept steps (SpacedDiffusion).
     betas, last = [], 1.0
     for t in kept:
@@ -101,18 +106,20 @@ def p_sample_loop(
     num_steps: int,
     step_noise: Callable[[int], torch.Tensor],
     temperature: float = 1.0,
+    clip_timestep: int | None = None,
 ) -> torch.Tensor:
-    """Ancestral sampling from x_T over the respaced schedule.
+    """Ancestral sampling from x_T over the respaced schedule (``num_steps`` nominal steps; fewer evaluations when
+    ``clip_timestep`` merges some).
 
     ``model(x, t)`` returns [eps, v] with t the original (un-respaced) timestep as a 0-dim long tensor.
     ``step_noise(k)`` gives the noise of the k-th denoising iteration (k = 0 for the noisiest step); it is called on
     every iteration, the last included, where the official code also draws noise that is then multiplied by zero.
     Temperature scales the per-step noise only, never x_T (as in MAR).
     """
-    sched = respaced_schedule(num_steps)
+    sched = respaced_schedule(num_steps, clip_timestep)
     channels = x_T.shape[-1]
     x = x_T
-    for k, i in enumerate(reversed(range(num_steps))):
+    for k, i in enumerate(reversed(range(sched.num_steps))):
         out = model(x, sched.model_timesteps[i].to(x.device)).float()
         eps, var_values = out[:, :channels], out[:, channels:]
         frac = (var_values + 1) / 2

@@ -106,6 +106,8 @@ class DiffusionHead(nn.Module):
         super().__init__()
         self.token_dim = token_dim
         self.net = SimpleMLPAdaLN(token_dim, width, z_channels, depth)
+        # None: the official MAR respacing. 950: DiSA's min(t, 950) clipping, which the paper's FLOPs imply.
+        self.clip_timestep: int | None = None
 
     @torch.no_grad()
     def sample(
@@ -142,4 +144,4 @@ class DiffusionHead(nn.Module):
                 eps = uncond[:, :channels] + cfg_scale * (cond[:, :channels] - uncond[:, :channels])
                 return torch.cat([eps, cond[:, channels:]], dim=1)
 
-        return p_sample_loop(model, x_T, num_steps, step_noise, temperature)
+        return p_sample_loop(model, x_T, num_steps, step_noise, temperature, self.clip_timestep)

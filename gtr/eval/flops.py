@@ -1,0 +1,154 @@
+"""Per-image FLOPs of a sampler run, counted on the real modules and by an analytic model.
+
+FLOPs = 2 x MAC, CFG doubling included, VAE excluded (the paper's accounting; shared notes baselines_flops.md,
+Part 2). The counter runs each component once with ``torch.utils.flop_counter`` on the meta device (no weights, no
+arithmetic, any model size in milliseconds) under the MATH attention backend, since the fused CPU attention kernel is
+not counted (shared notes flops_counting.md), and composes the counts along the sampler's plan:
+
+- per AR step: the encoder on the 64 buffer + k known tokens and the decoder on all positions, for both CFG halves;
+- per predicted token and diffusion step: one evaluation of the diffusion MLP for both CFG halves, counted as the
+  official code runs it (time embedding and ``cond_embed`` recomputed at every step).
+
+The number of diffusion steps of each token comes from the sampler's own hook (FTS selects int(beta n) tokens per
+step), called on random z: the count does not depend on which tokens are chosen.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from gtr.models.diffusion import respaced_timesteps
+from gtr.models.mar import MAR, MARConfig
+from gtr.sampling.schedule import Schedule, check_plan
+
+
+@dataclass(frozen=True)
+class Flops:
+    encoder: float
+    decoder: float
+    diffusion: float
+
+    @property
+    def total(self) -> float:
+        return self.encoder + self.decoder + self.diffusion
+
+    @property
+    def tflops(self) -> float:
+        return self.total / 1e12
+
+
+def count_flops(fn) -> int:
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def effective_diffusion_steps(num_steps: int, clip_timestep: int | None = None) -> int:
+    """Network evaluations of an n-step loop; with DiSA's ``min(t, clip)`` on the respaced timesteps, equal
+    timesteps collapse (100 steps -> 96 evaluations at clip 950), the paper's effective baseline."""
+    return len(respaced_timesteps(num_steps, clip_timestep=clip_timestep))
+
+
+def quadratic_through(f0: int, f1: int, f2: int):
+    """The quadratic with f(0), f(1), f(2) given: matmul FLOPs are exactly quadratic in a sequence length (attention)
+    or linear in a row count, so three counts determine every other length without running it."""
+    first, second = f1 - f0, f2 - 2 * f1 + f0
+    return lambda x: f0 + first * x + second * x * (x - 1) // 2
+
+
+class FlopsCounter:
+    """Counts the components of one MAR configuration on the real modules (meta device), then any sampler's
+    per-image FLOPs. Each component is counted at three sizes and extended exactly (``quadratic_through``)."""
+
+    def __init__(self, config: MARConfig):
+        with torch.device("meta"):
+            self.model = MAR(config).eval()
+        self.config = config
+
+    def _count_encoder(self, rows: int, known: int) -> int:
+        m = self.model
+        tokens = torch.empty(rows, m.seq_len, m.token_dim, device="meta")
+        idx = torch.zeros(rows, known, dtype=torch.long, device="meta")
+        cond = torch.empty(rows, self.config.encoder_embed_dim, device="meta")
+        return count_flops(lambda: m.forward_encoder(tokens, idx, cond))
+
+    def _count_decoder(self, rows: int, known: int) -> int:
+        m = self.model
+        x = torch.empty(rows, m.buffer_size + known, self.config.encoder_embed_dim, device="meta")
+        idx = torch.zeros(rows, known, dtype=torch.long, device="meta")
+        return count_flops(lambda: m.forward_decoder(x, idx))
+
+    def _count_diffusion_step(self, rows: int) -> int:
+        """One diffusion-MLP evaluation on ``rows`` tokens, as the official loop runs it."""
+        net = self.model.diffloss.net
+        x = torch.empty(rows, self.model.token_dim, device="meta")
+        t = torch.zeros(rows, dtype=torch.long, device="meta")
+        z = torch.empty(rows, self.config.encoder_embed_dim, device="meta")
+        return count_flops(lambda: net(x, t, z))
+
+    @functools.lru_cache(maxsize=None)
+    def _component(self, name: str, rows: int):
+        count = getattr(self, f"_count_{name}")
+        if name == "diffusion_step":
+            return quadratic_through(0, count(1), count(2))
+        return quadratic_through(*(count(rows, known) for known in range(3)))
+
+    def encoder(self, rows: int, known: int) -> int:
+        return self._component("encoder", rows)(known)
+
+    def decoder(self, rows: int, known: int) -> int:
+        return self._component("decoder", rows)(known)
+
+    def diffusion_step(self, rows: int) -> int:
+        return self._component("diffusion_step", 0)(rows)
+
+    def sample(self, schedule: Schedule, clip_timestep: int | None = None) -> Flops:
+        m = self.model
+        plan = schedule.plan(m.seq_h, m.seq_w)
+        check_plan(plan, m.seq_len, schedule.name)
+        halves = 2 if schedule.guided else 1
+        encoder = decoder = diffusion = 0
+        known = 0
+        for index, step in enumerate(plan):
+            encoder += self.encoder(halves, known)
+            decoder += self.decoder(halves, known)
+            z = torch.randn(1, step.num_tokens, self.config.encoder_embed_dim)
+            token_steps = schedule.assign_diffusion_steps(index, step, z)
+            if token_steps is None:
+                token_steps = torch.full((1, step.num_tokens), step.diffusion_steps)
+            for num_steps, count in zip(*token_steps.unique(return_counts=True)):
+                evaluations = effective_diffusion_steps(int(num_steps), clip_timestep)
+                diffusion += evaluations * self.diffusion_step(halves * int(count))
+            known += step.num_tokens
+        return Flops(float(encoder), float(decoder), float(diffusion))
+
+
+def analytic_flops(config: MARConfig, schedule: Schedule, clip_timestep: int | None = None) -> Flops:
+    """The closed-form model of shared notes baselines_flops.md Sec. 2.2, for the same plan (2 x MAC)."""
+    d, w, c = config.encoder_embed_dim, config.diffloss_w, config.token_dim
+    n = config.seq_h**2
+    buf = config.buffer_size
+
+    def blocks(depth: int, length: int) -> int:
+        return depth * (12 * d * d * length + 2 * length * length * d)
+
+    mlp_row = c * w + (256 * w + w * w) + d * w + config.diffloss_d * 5 * w * w + (2 * w * w + 2 * c * w)
+    plan = schedule.plan(config.seq_h, config.seq_h)
+    halves = 2 if schedule.guided else 1
+    encoder = decoder = diffusion = 0
+    known = 0
+    for index, step in enumerate(plan):
+        encoder += halves * (blocks(config.encoder_depth, buf + known) + known * c * d)
+        decoder += halves * (blocks(config.decoder_depth, buf + n) + (buf + known) * d * d)
+        z = torch.randn(1, step.num_tokens, d)
+        token_steps = schedule.assign_diffusion_steps(index, step, z)
+        if token_steps is None:
+            token_steps = torch.full((1, step.num_tokens), step.diffusion_steps)
+        for num_steps, count in zip(*token_steps.unique(return_counts=True)):
+            diffusion += halves * int(count) * effective_diffusion_steps(int(num_steps), clip_timestep) * mlp_row
+        known += step.num_tokens
+    return Flops(2.0 * encoder, 2.0 * decoder, 2.0 * diffusion)
