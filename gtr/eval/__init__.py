@@ -1,2 +1,2 @@
-"""Evaluation: FID/IS (torch-fidelity), GenEval, FLOPs and latency. The MAR core ships none of these yet; they
-land with the evaluation issues and read the images written by ``scripts/sample.py``."""
+"""Evaluation: FLOPs (``flops.py``) now; FID/IS with torch-fidelity, GenEval and latency land with the evaluation
+issues and read the images written by ``scripts/sample.py``."""

@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gtr.models.diffusion import respaced_timesteps
 from gtr.models.mar import MAR, MARConfig
-from gtr.sampling.schedule import Schedule, check_plan
+from gtr.sampling.schedule import ARStep, Schedule, check_plan
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,14 @@ def effective_diffusion_steps(num_steps: int, clip_timestep: int | None = None) 
     """Network evaluations of an n-step loop; with DiSA's ``min(t, clip)`` on the respaced timesteps, equal
     timesteps collapse (100 steps -> 96 evaluations at clip 950), the paper's effective baseline."""
     return len(respaced_timesteps(num_steps, clip_timestep=clip_timestep))
+
+
+def diffusion_step_histogram(schedule: Schedule, index: int, step: ARStep, width: int) -> list[tuple[int, int]]:
+    """(diffusion steps, tokens per image) of one AR step, from the sampler's own hook on random z."""
+    token_steps = schedule.assign_diffusion_steps(index, step, torch.randn(1, step.num_tokens, width))
+    if token_steps is None:
+        return [(step.diffusion_steps, step.num_tokens)]
+    return [(int(t), int(c)) for t, c in zip(*token_steps.unique(return_counts=True))]
 
 
 def quadratic_through(f0: int, f1: int, f2: int):
@@ -116,13 +124,9 @@ class FlopsCounter:
         for index, step in enumerate(plan):
             encoder += self.encoder(halves, known)
             decoder += self.decoder(halves, known)
-            z = torch.randn(1, step.num_tokens, self.config.encoder_embed_dim)
-            token_steps = schedule.assign_diffusion_steps(index, step, z)
-            if token_steps is None:
-                token_steps = torch.full((1, step.num_tokens), step.diffusion_steps)
-            for num_steps, count in zip(*token_steps.unique(return_counts=True)):
-                evaluations = effective_diffusion_steps(int(num_steps), clip_timestep)
-                diffusion += evaluations * self.diffusion_step(halves * int(count))
+            for num_steps, count in diffusion_step_histogram(schedule, index, step, self.config.encoder_embed_dim):
+                evaluations = effective_diffusion_steps(num_steps, clip_timestep)
+                diffusion += evaluations * self.diffusion_step(halves * count)
             known += step.num_tokens
         return Flops(float(encoder), float(decoder), float(diffusion))
 
@@ -144,11 +148,7 @@ def analytic_flops(config: MARConfig, schedule: Schedule, clip_timestep: int | N
     for index, step in enumerate(plan):
         encoder += halves * (blocks(config.encoder_depth, buf + known) + known * c * d)
         decoder += halves * (blocks(config.decoder_depth, buf + n) + (buf + known) * d * d)
-        z = torch.randn(1, step.num_tokens, d)
-        token_steps = schedule.assign_diffusion_steps(index, step, z)
-        if token_steps is None:
-            token_steps = torch.full((1, step.num_tokens), step.diffusion_steps)
-        for num_steps, count in zip(*token_steps.unique(return_counts=True)):
-            diffusion += halves * int(count) * effective_diffusion_steps(int(num_steps), clip_timestep) * mlp_row
+        for num_steps, count in diffusion_step_histogram(schedule, index, step, d):
+            diffusion += halves * count * effective_diffusion_steps(num_steps, clip_timestep) * mlp_row
         known += step.num_tokens
     return Flops(2.0 * encoder, 2.0 * decoder, 2.0 * diffusion)
