@@ -23,6 +23,9 @@ from gtr.sampling.schedule import Schedule, check_plan
 from gtr.tokenizers import LatentTokenizer, build_tokenizer, load_tokenizer, to_uint8
 
 
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -48,6 +51,13 @@ def load_image_tokenizer(tok_cfg: Mapping[str, Any], weights_cfg: Mapping[str, A
         return build_tokenizer(tok_cfg["name"], seed=tok_cfg.get("init_seed", 0), device=device)
     return load_tokenizer(tok_cfg["name"], tok_cfg.get("checkpoint"), root=weights_cfg["root"],
                           download=weights_cfg["download"], device=device)
+
+
+def compose_config(*overrides: str):
+    """``scripts/sample.py``'s config with Hydra-style overrides, for benchmarks and notebooks."""
+    from hydra import compose, initialize_config_dir
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+        return compose("sample", overrides=list(overrides))
 
 
 def sampler_from_config(sampler_cfg: Mapping[str, Any]) -> Schedule:

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
-import time
 from functools import partial
 from pathlib import Path
 
@@ -26,6 +24,7 @@ import torch
 import torch.nn as nn
 
 import gtr
+from gtr.eval.latency import device_name, time_interleaved
 from gtr.models.mar import PRESETS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,25 +45,6 @@ def official_model(repo: Path, preset: str, diffusion_steps: int, device: torch.
                        norm_layer=partial(nn.LayerNorm, eps=c.norm_eps), vae_embed_dim=c.vae_embed_dim,
                        class_num=c.class_num, buffer_size=c.buffer_size, diffloss_d=c.diffloss_d,
                        diffloss_w=c.diffloss_w, num_sampling_steps=str(diffusion_steps)).to(device).eval()
-
-
-def timed(methods: dict, repeats: int, device: torch.device) -> tuple[dict, dict]:
-    """Per-method times (s) and outputs; repeats are interleaved across methods so drift in machine speed
-    affects every method alike."""
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    outputs = {name: fn() for name, fn in methods.items()}  # warm-up
-    times = {name: [] for name in methods}
-    for _ in range(repeats):
-        for name, fn in methods.items():
-            sync()
-            start = time.perf_counter()
-            outputs[name] = fn()
-            sync()
-            times[name].append(time.perf_counter() - start)
-    return times, outputs
 
 
 def main() -> None:
@@ -104,17 +84,16 @@ def main() -> None:
                                               cfg_schedule="linear", labels=labels.to(device), temperature=1.0)
 
         methods["official sample_tokens"] = run_official
-    rows, outputs = timed(methods, args.repeats, device)
+    rows, outputs = time_interleaved(methods, args.repeats, device)
     error = None
     if args.official_repo:
         ref = outputs["official sample_tokens"]
         error = ((outputs["ours (official RNG)"] - ref).abs().max() / ref.abs().max()).item()
 
     baseline = statistics.median(rows.get("official sample_tokens", rows["ours (official RNG)"]))
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     result = {
         "command": " ".join(["python", Path(__file__).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]]),
-        "device": f"{device.type}: {device_name}", "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "device": f"{device.type}: {device_name(device)}", "threads": torch.get_num_threads(), "torch": torch.__version__,
         "model": args.model, "batch": args.batch, "num_iter": args.num_iter, "diffusion_steps": args.diffusion_steps,
         "cfg": args.cfg, "repeats": args.repeats, "relative_max_abs_error_vs_official": error,
         "rows": [{"method": name, "median_s": statistics.median(t), "min_s": min(t), "max_s": max(t),
@@ -127,7 +106,7 @@ def main() -> None:
     lines = [
         "# Executor vs official `sample_tokens` (measured)", "",
         f"Command: `{result['command']}`  ",
-        f"Device: {result['device']}, {result['threads']} threads, torch {result['torch']}; model {args.model}, "
+        f"Device: {result['device']}, torch {result['torch']}; model {args.model}, "
         f"batch {args.batch}, {args.num_iter} AR steps x {args.diffusion_steps} diffusion steps, linear CFG "
         f"{args.cfg}; median of {args.repeats} repeats interleaved across methods, after one warm-up each.  ",
         "Relative max-abs difference of our official-RNG output from the official output: "

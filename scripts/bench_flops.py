@@ -14,12 +14,11 @@ import json
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from gtr.eval.flops import FlopsCounter, analytic_flops
 from gtr.models.mar import PRESET_NAMES, PRESETS
-from gtr.pipeline import sampler_from_config
+from gtr.pipeline import compose_config, sampler_from_config
 
 REPO = Path(__file__).resolve().parent.parent
 CLIP = 950
@@ -42,9 +41,7 @@ ROWS = [
 
 def sampler_config(preset: str, name: str, overrides: dict) -> dict:
     """The sampler section of ``scripts/sample.py``'s config for ``model=<preset> sampler=<name>``."""
-    extra = [f"sampler.{k}={v}" for k, v in overrides.items()]
-    with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
-        cfg = compose("sample", overrides=[f"model={preset}", f"sampler={name}", *extra])
+    cfg = compose_config(f"model={preset}", f"sampler={name}", *(f"sampler.{k}={v}" for k, v in overrides.items()))
     return OmegaConf.to_container(cfg.sampler, resolve=True)
 
 
