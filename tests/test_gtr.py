@@ -88,10 +88,10 @@ def test_fts_assigns_detail_steps_to_high_frequency_tokens():
     step = sampler.plan(16, 16)[-1]
     z = torch.randn(2, 64, 32) * 0.01
     z[0, 7] = torch.randn(32) * 5  # a token with a rich spectrum
-    steps = sampler.assign_diffusion_steps(7, step, z)
+    steps = sampler.assign_diffusion_steps(7, step, z, PerImageRNG(0, [0, 1]))
     assert steps.shape == (2, 64) and set(steps.unique().tolist()) == {20, 50}
     assert (steps == 50).sum(1).tolist() == [6, 6] and steps[0, 7] == 50
-    assert sampler.assign_diffusion_steps(0, sampler.plan(16, 16)[0], z[:, :16]) is None  # generation stage
+    assert sampler.assign_diffusion_steps(0, sampler.plan(16, 16)[0], z[:, :16], None) is None  # generation
 
 
 def test_gtr_order_follows_the_stages():
@@ -120,3 +120,51 @@ def test_bad_gtr_options():
         build_sampler("gtr", steps=[2, 2, 200]).plan(16, 16)
     with pytest.raises(GtRError, match="beta"):
         build_sampler("gtr", beta=1.5)
+
+
+def test_subsample_order_is_a_spread_permutation():
+    from gtr.sampling.gtr import subsample_order
+    order = subsample_order(16, 16)
+    assert sorted(order.tolist()) == list(range(256))
+    first = order[:4].tolist()  # one token from each quadrant first
+    assert {(p // 16 >= 8, p % 16 >= 8) for p in first} == {(False, False), (False, True), (True, False), (True, True)}
+
+
+@pytest.mark.parametrize("token_order", ["random", "raster", "subsample"])
+def test_alternative_orders_keep_the_step_counts(token_order):
+    sampler = build_sampler("gtr", steps=[4, 2, 2], token_order=token_order)
+    order = sampler.order(16, 16, PerImageRNG(0, [0, 1]))
+    assert order.shape == (2, 256) and all(sorted(row.tolist()) == list(range(256)) for row in order)
+    assert [s.num_tokens for s in sampler.plan(16, 16)] == [16, 16, 16, 16, 32, 32, 64, 64]
+    if token_order == "raster":
+        assert order[0, :5].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_constant_diffusion_is_gtr_star():
+    plan = build_sampler("gtr", steps=[4, 2, 2], diffusion="constant", constant_steps=50).plan(16, 16)
+    assert {s.diffusion_steps for s in plan} == {50} and all(s.max_diffusion_steps is None for s in plan)
+
+
+def test_fts_selection_variants():
+    z = torch.randn(2, 64, 32) * 0.01
+    z[:, 7] = torch.randn(32) * 5
+    rng = PerImageRNG(0, [0, 1])
+    chosen = {}
+    for selection in ("high", "low", "random", "all"):
+        sampler = build_sampler("gtr", steps=[4, 2, 2], fts_selection=selection)
+        chosen[selection] = sampler.assign_diffusion_steps(7, sampler.plan(16, 16)[-1], z, rng) == 50
+    assert chosen["high"][:, 7].all() and not chosen["low"][:, 7].any()
+    assert (chosen["low"].sum(1) == 6).all() and (chosen["random"].sum(1) == 6).all()
+    assert not torch.equal(chosen["random"][0], chosen["random"][1])
+    assert chosen["all"].all()
+    with pytest.raises(GtRError, match="unknown fts_selection 'mid'"):
+        build_sampler("gtr", fts_selection="mid")
+
+
+@pytest.mark.parametrize("config", ["gtr", "gtr_16", "gtr_8", "gtr_star", "gtr_dagger"])
+def test_sampler_configs_build_and_fit_the_grid(config):
+    from gtr.pipeline import compose_config, sampler_from_config
+    from omegaconf import OmegaConf
+    cfg = compose_config("model=mar_b", f"sampler={config}")
+    sampler = sampler_from_config(OmegaConf.to_container(cfg.sampler, resolve=True))
+    assert sum(s.num_tokens for s in sampler.plan(16, 16)) == 256

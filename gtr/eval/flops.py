@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gtr.models.diffusion import respaced_timesteps
 from gtr.models.mar import MAR, MARConfig
+from gtr.sampling.rng import PerImageRNG
 from gtr.sampling.schedule import ARStep, Schedule, check_plan
 
 
@@ -55,7 +56,8 @@ def effective_diffusion_steps(num_steps: int, clip_timestep: int | None = None) 
 
 def diffusion_step_histogram(schedule: Schedule, index: int, step: ARStep, width: int) -> list[tuple[int, int]]:
     """(diffusion steps, tokens per image) of one AR step, from the sampler's own hook on random z."""
-    token_steps = schedule.assign_diffusion_steps(index, step, torch.randn(1, step.num_tokens, width))
+    z = torch.randn(1, step.num_tokens, width)
+    token_steps = schedule.assign_diffusion_steps(index, step, z, PerImageRNG(0, [0]))
     if token_steps is None:
         return [(step.diffusion_steps, step.num_tokens)]
     return [(int(t), int(c)) for t, c in zip(*token_steps.unique(return_counts=True))]

@@ -63,7 +63,7 @@ def run_schedule(model: torch.nn.Module, schedule: Schedule, conditions, rng: Ra
         z = torch.gather(z, 1, doubled(positions)[..., None].expand(-1, -1, z.shape[-1]))
         z_cond, z_uncond = (z[:b], z[b:]) if guided else (z, None)
 
-        token_steps = schedule.assign_diffusion_steps(index, step, z_cond)
+        token_steps = schedule.assign_diffusion_steps(index, step, z_cond, rng)
         if token_steps is None:
             token_steps = torch.full(positions.shape, step.diffusion_steps, device=device)
         rng.begin_step(step.num_tokens, step.noise_steps, dim)

@@ -4,6 +4,11 @@ The token grid is split into K stages by Algorithm 1. Stages 1..K-1 *generate* a
 in random order over M_k AR steps, with diffusion steps decreasing linearly from T_max to T_min across all their AR
 steps (stage-aware diffusion scheduling). Stage K *reconstructs* the remaining checkerboard in a few AR steps with
 T_rec diffusion steps, except the top-beta tokens by FTS score (Eq. 5), which get T_detail.
+
+The ablations of Tables 3-5 are options of the same sampler: ``diffusion="constant"`` keeps the GtR order with one
+fixed number of diffusion steps (GtR*), ``token_order`` swaps the stage order for random (GtR+ on the baseline order),
+raster or 4-quadrant subsample orders with the same step counts, and ``fts_selection`` picks which tokens get
+T_detail (Table 4).
 """
 from __future__ import annotations
 
@@ -41,6 +46,24 @@ def linear_diffusion_steps(num_ar_steps: int, t_max: int, t_min: int) -> list[in
     return [t_min + int((num_ar_steps - 1 - g) / (num_ar_steps - 1) * (t_max - t_min)) for g in range(num_ar_steps)]
 
 
+def subsample_order(h: int, w: int) -> torch.Tensor:
+    """Table 5's "4-quadrant raster": the grid's four quadrants are each read in raster order, taking one token from
+    every quadrant in turn (so consecutive tokens are spread over the image, adjacent within a quadrant)."""
+    rows, cols = (h + 1) // 2, (w + 1) // 2
+    order = []
+    for r in range(rows):
+        for c in range(cols):
+            for qi, qj in ((0, 0), (0, cols), (rows, 0), (rows, cols)):
+                i, j = qi + r, qj + c
+                if i < h and j < w:
+                    order.append(i * w + j)
+    return torch.tensor(order)
+
+
+ORDERS = ("gtr", "random", "raster", "subsample")
+FTS_SELECTIONS = ("high", "low", "random", "all")
+
+
 @dataclass
 class GtRSampler(Schedule):
     num_stages: int = 3  # K
@@ -52,6 +75,10 @@ class GtRSampler(Schedule):
     fts: bool = True
     t_detail: int = 50
     beta: float = 0.1  # fraction of each reconstruction step's tokens that FTS enhances
+    fts_selection: str = "high"  # high (Eq. 5) | low | random | all (Table 4's Full-Enhanced)
+    diffusion: str = "stage_aware"  # stage_aware | constant (GtR*: constant_steps on every token)
+    constant_steps: int = 100
+    token_order: str = "gtr"  # gtr | random | raster | subsample (Table 5; random = GtR+ on the baseline order)
     cfg: float = 1.0
     cfg_schedule: str = "linear"
     temperature: float = 1.0
@@ -72,6 +99,12 @@ class GtRSampler(Schedule):
             raise GtRError(f"sampler 'gtr': beta is a fraction in [0, 1], got {self.beta}")
         if self.cfg_schedule not in CFG_SCHEDULES:
             raise GtRError(f"unknown cfg_schedule {self.cfg_schedule!r}: choose 'linear' or 'constant'")
+        for option, value, valid in (("token_order", self.token_order, ORDERS), ("fts_selection", self.fts_selection,
+                                     FTS_SELECTIONS), ("diffusion", self.diffusion, ("stage_aware", "constant"))):
+            if value not in valid:
+                raise GtRError(f"sampler 'gtr': unknown {option} {value!r}: choose one of {', '.join(valid)}")
+        if self.constant_steps < 1:
+            raise GtRError("sampler 'gtr': constant_steps must be >= 1")
 
     def stage_steps(self, seq_h: int, seq_w: int) -> tuple[list[torch.Tensor], list[int]]:
         stages = stage_partition(seq_h, seq_w, self.num_stages)
@@ -93,20 +126,37 @@ class GtRSampler(Schedule):
             for tokens in even_split(len(stage), m):
                 remaining -= tokens
                 cfg = cfg_scale(self.cfg, self.cfg_schedule, max(1, remaining), n)  # as the baseline: m_s >= 1
-                if k < last:
+                if self.diffusion == "constant":
+                    plan.append(ARStep(tokens, self.constant_steps, cfg, self.temperature, stage=k))
+                elif k < last:
                     plan.append(ARStep(tokens, generation[len(plan)], cfg, self.temperature, stage=k))
                 else:
-                    detail = self.t_detail if self.fts and self.beta > 0 else None
-                    plan.append(ARStep(tokens, self.t_rec, cfg, self.temperature, max_diffusion_steps=detail,
-                                       stage=k))
+                    plan.append(ARStep(tokens, self.t_rec, cfg, self.temperature,
+                                       max_diffusion_steps=self.t_detail if self.enhances else None, stage=k))
         return plan
 
+    @property
+    def enhances(self) -> bool:
+        """Whether reconstruction steps give some tokens T_detail (FTS or one of its Table 4 alternatives)."""
+        return self.fts and self.diffusion == "stage_aware" and (self.beta > 0 or self.fts_selection == "all")
+
     def order(self, seq_h: int, seq_w: int, rng: RandomSource) -> torch.Tensor:
+        n, batch = seq_h * seq_w, rng.batch_size
+        if self.token_order == "random":
+            return rng.permutation(n)
+        if self.token_order == "raster":
+            return torch.arange(n).expand(batch, n)
+        if self.token_order == "subsample":
+            return subsample_order(seq_h, seq_w).expand(batch, n)
         stages, _ = self.stage_steps(seq_h, seq_w)
         return torch.cat([stage[rng.permutation(len(stage))] for stage in stages], dim=1)
 
-    def assign_diffusion_steps(self, step_index: int, step: ARStep, z: torch.Tensor) -> torch.Tensor | None:
+    def assign_diffusion_steps(self, step_index: int, step: ARStep, z: torch.Tensor,
+                               rng: RandomSource) -> torch.Tensor | None:
         if step.stage != self.num_stages - 1 or step.max_diffusion_steps is None:
             return None
-        detail = top_fraction_mask(fts_scores(z), self.beta)  # FTS: Eq. 5 scores, top-beta per image
-        return torch.where(detail, self.t_detail, self.t_rec)
+        if self.fts_selection == "all":
+            return torch.full(z.shape[:2], self.t_detail, device=z.device)
+        scores = {"high": lambda: fts_scores(z), "low": lambda: -fts_scores(z),  # Eq. 5, highest or lowest first
+                  "random": lambda: rng.uniform(z.shape[1]).to(z.device)}[self.fts_selection]()
+        return torch.where(top_fraction_mask(scores, self.beta), self.t_detail, self.t_rec)

@@ -25,6 +25,10 @@ class RandomSource:
         """One random permutation of range(n) per image: [B, n] long (on the CPU)."""
         raise NotImplementedError
 
+    def uniform(self, n: int) -> torch.Tensor:
+        """n uniform numbers in [0, 1) per image: [B, n] (on the CPU)."""
+        raise NotImplementedError
+
     def begin_step(self, num_tokens: int, noise_steps: int, dim: int) -> None:
         """Called once per AR step before any :meth:`diffusion_noise` of that step."""
 
@@ -53,6 +57,9 @@ class PerImageRNG(RandomSource):
     def permutation(self, n: int) -> torch.Tensor:
         return torch.stack([torch.randperm(n, generator=g) for g in self.generators])
 
+    def uniform(self, n: int) -> torch.Tensor:
+        return torch.stack([torch.rand(n, generator=g) for g in self.generators])
+
     def begin_step(self, num_tokens: int, noise_steps: int, dim: int) -> None:
         # Each token gets x_T plus one noise per diffusion iteration, up to the step's declared maximum.
         draws = [torch.randn(num_tokens, 1 + noise_steps, dim, generator=g) for g in self.generators]
@@ -79,6 +86,9 @@ class OfficialRNG(RandomSource):
             np.random.shuffle(order)
             orders.append(torch.from_numpy(order))
         return torch.stack(orders)
+
+    def uniform(self, n: int) -> torch.Tensor:
+        return torch.rand(self.batch_size, n)
 
     def diffusion_noise(self, rows, cols, num_steps, dim, guided):
         m = len(rows)

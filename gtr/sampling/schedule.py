@@ -46,9 +46,10 @@ class Schedule:
         """Generation order [B, h*w] per image: step s predicts the next ``plan[s].num_tokens`` positions."""
         raise NotImplementedError
 
-    def assign_diffusion_steps(self, step_index: int, step: ARStep, z: torch.Tensor) -> torch.Tensor | None:
-        """Per-token diffusion steps [B, n] for this step's tokens given their conditions z [B, n, D], or None for
-        ``step.diffusion_steps`` everywhere."""
+    def assign_diffusion_steps(self, step_index: int, step: ARStep, z: torch.Tensor,
+                               rng: RandomSource) -> torch.Tensor | None:
+        """Per-token diffusion steps [B, n] for this step's tokens given their conditions z [B, n, D] (and the
+        batch's random source), or None for ``step.diffusion_steps`` everywhere."""
         return None
 
     @property
