@@ -1,4 +1,4 @@
-"""Per-image FLOPs and Speed of every implemented MAR row of the paper's Table 1, ours beside the paper's.
+"""Per-image FLOPs and Speed of the implemented MAR rows of the paper's Tables 1, 3 and 4, ours beside the paper's.
 
     python scripts/bench_flops.py
 
@@ -24,18 +24,35 @@ REPO = Path(__file__).resolve().parent.parent
 CLIP = 950
 MODELS = ("mar_b", "mar_l", "mar_h")
 
-# (label, sampler config file, overrides, paper TFLOPs B/L/H, paper Speed B/L/H, note) -- Table 1 of the paper.
+def table1(tflops, speed):
+    return {m: (t, v) for m, t, v in zip(MODELS, tflops, speed)}
+
+
+# (table, label, sampler config, overrides, {model: (paper TFLOPs, paper Speed)}, note) -- from the paper.
 ROWS = [
-    ("MAR (64)", "mar", {"num_iter": 64}, (14.49, 32.75, 64.52), (1.00, 1.00, 1.00), ""),
-    ("+Step=16", "mar", {"num_iter": 16}, (6.22, 13.42, 27.11), (2.33, 2.44, 2.38), ""),
-    ("+Step=8", "mar", {"num_iter": 8}, (4.84, 10.21, 20.88), (2.99, 3.21, 3.09), ""),
-    ("+GtR, 16-step-equivalent", "gtr_16", {}, (3.87, 8.85, 17.34), (3.74, 3.71, 3.72),
+    (1, "MAR (64)", "mar", {"num_iter": 64}, table1((14.49, 32.75, 64.52), (1.00, 1.00, 1.00)), ""),
+    (1, "+Step=16", "mar", {"num_iter": 16}, table1((6.22, 13.42, 27.11), (2.33, 2.44, 2.38)), ""),
+    (1, "+Step=8", "mar", {"num_iter": 8}, table1((4.84, 10.21, 20.88), (2.99, 3.21, 3.09)), ""),
+    (1, "+GtR, 16-step-equivalent", "gtr_16", {}, table1((3.87, 8.85, 17.34), (3.74, 3.71, 3.72)),
      "steps (15, 2, 2): the schedule closest to the paper's FLOPs under its stated diffusion settings; the split "
      "is not identifiable from FLOPs"),
-    ("+GtR, 8-step-equivalent", "gtr_8", {}, (2.29, 5.18, 10.27), (6.33, 6.32, 6.28),
+    (1, "+GtR, 8-step-equivalent", "gtr_8", {}, table1((2.29, 5.18, 10.27), (6.33, 6.32, 6.28)),
      "steps (7, 1, 1); no schedule with the stated diffusion settings fits all three models to 1 %"),
-    ("GtR as literally stated (rates 2.67/10.67/64)", "gtr", {}, (3.87, 8.85, 17.34), (3.74, 3.71, 3.72),
+    (1, "GtR as literally stated (rates 2.67/10.67/64)", "gtr", {}, table1((3.87, 8.85, 17.34), (3.74, 3.71, 3.72)),
      "the text's rates give 24 + 6 + 2 = 32 AR steps, incompatible with the paper's own FLOPs (shown for contrast)"),
+    (3, "GtR* only (constant 100 diffusion steps, literal)", "gtr_star", {}, {"mar_h": (22.19, 2.90)},
+     "the literal reading (the baseline's 100 steps on every token) overshoots the paper"),
+    (3, "GtR* only (constant 50 diffusion steps)", "gtr_star", {"constant_steps": 50}, {"mar_h": (22.19, 2.90)},
+     "the FLOPs reading of shared notes Sec. 2.8"),
+    (3, "GtR† only (stage-aware steps, random order)", "gtr_dagger", {}, {"mar_h": (33.92, 1.90)},
+     "with gtr_16's 19 AR steps; the paper's 33.92 implies more AR steps, a schedule the paper does not give"),
+    (3, "GtR* + GtR†, no FTS", "gtr_16", {"fts": False}, {"mar_h": (17.28, 3.73)}, ""),
+    (3, "GtR* + GtR† + FTS", "gtr_16", {}, {"mar_h": (17.34, 3.72)}, ""),
+    (4, "+Random", "gtr_16", {"fts_selection": "random"}, {"mar_h": (17.34, 3.72)}, ""),
+    (4, "+Low-Freq.", "gtr_16", {"fts_selection": "low"}, {"mar_h": (17.34, 3.72)}, ""),
+    (4, "+Full-Enhanced", "gtr_16", {"fts_selection": "all"}, {"mar_h": (18.04, 3.58)},
+     "all 128 reconstruction tokens at T_detail; the paper's +0.70 T over FTS implies about 45 tokens (notes 2.8)"),
+    (4, "+High-Freq. (ours)", "gtr_16", {}, {"mar_h": (17.34, 3.72)}, ""),
 ]
 
 
@@ -49,41 +66,43 @@ def main() -> None:
     rows = []
     for preset in MODELS:
         counter = FlopsCounter(PRESETS[preset])
-        baseline = None
-        for label, name, overrides, paper_tflops, paper_speed, note in ROWS:
-            index = MODELS.index(preset)
+        baseline = counter.sample(sampler_from_config(sampler_config(preset, "mar", {"num_iter": 64})), CLIP).total
+        for table, label, name, overrides, paper, note in ROWS:
+            if preset not in paper:
+                continue
             options = sampler_config(preset, name, overrides)  # the model's official cfg (!= 1: CFG doubling)
             schedule = sampler_from_config(options)
             counted = counter.sample(schedule, clip_timestep=CLIP)
             analytic = analytic_flops(PRESETS[preset], schedule, clip_timestep=CLIP)
             agreement = abs(counted.total / analytic.total - 1)
-            baseline = baseline or counted.total
             rows.append({
-                "table": 1, "method": label, "model": preset, "sampler_config": options,
-                "tflops": round(counted.tflops, 3), "paper_tflops": paper_tflops[index],
-                "speed": round(baseline / counted.total, 2), "paper_speed": paper_speed[index],
+                "table": table, "method": label, "model": preset, "sampler_config": options,
+                "tflops": round(counted.tflops, 3), "paper_tflops": paper[preset][0],
+                "speed": round(baseline / counted.total, 2), "paper_speed": paper[preset][1],
                 "ar_steps": len(schedule.plan(16, 16)),
                 "counted_by": f"torch FlopCounterMode on the real modules (meta device, MATH attention), "
                               f"diffusion clip_timestep={CLIP}; analytic model agrees to {agreement:.2%}",
                 "note": note,
             })
+    rows.sort(key=lambda r: r["table"])  # stable: Table 1 by model, then Tables 3 and 4
     out = REPO / "results" / "flops"
     out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = [
-        "# FLOPs and Speed, Table 1 MAR rows (measured here vs the paper)", "",
+        "# FLOPs and Speed, the MAR rows of Tables 1, 3 and 4 (counted here vs the paper)", "",
         f"Command: `python {Path(__file__).resolve().relative_to(REPO).as_posix()}` (CPU, no weights; counted, not "
         "timed). Ours: per-image TFLOPs counted on the real modules, 2 x MAC, CFG included, VAE excluded, "
         f"diffusion timesteps clipped at {CLIP} (the paper's baseline rows imply it). Paper: Table 1, copied for "
         "comparison. Speed = the same model's 64-step FLOPs / the row's FLOPs.", "",
-        "| model | method | AR steps | TFLOPs (ours) | TFLOPs (paper) | ours / paper | Speed (ours) | Speed (paper) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| table | model | method | AR steps | TFLOPs (ours) | TFLOPs (paper) | ours / paper | Speed (ours) | Speed (paper) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        lines.append(f"| {PRESET_NAMES[r['model']]} | {r['method']} | {r['ar_steps']} | {r['tflops']:.2f} | "
+        lines.append(f"| {r['table']} | {PRESET_NAMES[r['model']]} | {r['method']} | {r['ar_steps']} | {r['tflops']:.2f} | "
                      f"{r['paper_tflops']:.2f} | {r['tflops'] / r['paper_tflops']:.3f} | {r['speed']:.2f} | "
                      f"{r['paper_speed']:.2f} |")
-    lines += ["", "Notes:"] + [f"- {label}: {note}" for label, _, _, _, _, note in ROWS if note]
-    lines += ["- Rows not here yet: Halton, DiSA and LazyMAR (the baselines issue) and Tables 3-4 ablations."]
+    lines += ["", "Notes:"] + [f"- {label}: {note}" for _, label, _, _, _, note in ROWS if note]
+    lines += ["- Not here yet: Halton, DiSA and LazyMAR (the baselines issue); Table 3's first row (neither GtR* nor "
+              "GtR†, 45.13 T), whose schedule the paper does not give."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
