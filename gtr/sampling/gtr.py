@@ -6,7 +6,7 @@ steps (stage-aware diffusion scheduling). Stage K *reconstructs* the remaining c
 T_rec diffusion steps, except the top-beta tokens by FTS score (Eq. 5), which get T_detail.
 
 The ablations of Tables 3-5 are options of the same sampler: ``diffusion="constant"`` keeps the GtR order with one
-fixed number of diffusion steps (GtR*), ``token_order`` swaps the stage order for random (GtR+ on the baseline order),
+fixed number of diffusion steps (GtR*), ``token_order`` swaps the stage order for random (GtR† on the baseline order),
 raster or 4-quadrant subsample orders with the same step counts, and ``fts_selection`` picks which tokens get
 T_detail (Table 4).
 """
@@ -78,7 +78,7 @@ class GtRSampler(Schedule):
     fts_selection: str = "high"  # high (Eq. 5) | low | random | all (Table 4's Full-Enhanced)
     diffusion: str = "stage_aware"  # stage_aware | constant (GtR*: constant_steps on every token)
     constant_steps: int = 100
-    token_order: str = "gtr"  # gtr | random | raster | subsample (Table 5; random = GtR+ on the baseline order)
+    token_order: str = "gtr"  # gtr | random | raster | subsample (Table 5; random = GtR† on the baseline order)
     cfg: float = 1.0
     cfg_schedule: str = "linear"
     temperature: float = 1.0
