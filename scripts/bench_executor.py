@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 import gtr
-from gtr.eval.latency import device_name, time_interleaved
+from gtr.eval.latency import device_name, summary, time_interleaved
 from gtr.models.mar import PRESETS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,7 +96,7 @@ def main() -> None:
         "device": f"{device.type}: {device_name(device)}", "threads": torch.get_num_threads(), "torch": torch.__version__,
         "model": args.model, "batch": args.batch, "num_iter": args.num_iter, "diffusion_steps": args.diffusion_steps,
         "cfg": args.cfg, "repeats": args.repeats, "relative_max_abs_error_vs_official": error,
-        "rows": [{"method": name, "median_s": statistics.median(t), "min_s": min(t), "max_s": max(t),
+        "rows": [{"method": name, **summary(t),
                   "speedup_vs_official": baseline / statistics.median(t) if error is not None else None}
                  for name, t in rows.items()],
     }

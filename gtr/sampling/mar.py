@@ -27,6 +27,11 @@ def cosine_mask_schedule(num_tokens: int, num_iter: int) -> list[int]:
     return masked_after
 
 
+def check_cfg_schedule(schedule: str) -> None:
+    if schedule not in CFG_SCHEDULES:
+        raise GtRError(f"unknown cfg_schedule {schedule!r}: choose 'linear' or 'constant'")
+
+
 def cfg_scale(cfg: float, schedule: str, masked_after: int, num_tokens: int) -> float:
     """Guidance at one AR step. ``linear`` ramps with the fraction of tokens known after the step, computed in
     float32 as the official code does (so the full ``cfg`` is never reached; "follow Muse")."""
@@ -46,8 +51,7 @@ class MARSampler(Schedule):
     name = "mar"
 
     def __post_init__(self):
-        if self.cfg_schedule not in CFG_SCHEDULES:
-            raise GtRError(f"unknown cfg_schedule {self.cfg_schedule!r}: choose 'linear' or 'constant'")
+        check_cfg_schedule(self.cfg_schedule)
         if self.diffusion_steps < 1:
             raise GtRError(f"diffusion_steps must be >= 1, got {self.diffusion_steps}")
 
