@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from gtr import sample
+from gtr.data import CLASS_NAMES as FASHION_CLASSES
 from gtr.errors import GtRError
 from gtr.images import imagenet_class_names, labelled_grid, save_png
 from gtr.models import MAR, build_mar, load_mar
@@ -77,7 +78,8 @@ def check_writable(folder: Path) -> None:
 
 
 def row_names(model_cfg: Mapping[str, Any], classes: list[int]) -> list[str]:
-    names = imagenet_class_names() if model_cfg.get("class_names") == "imagenet" else None
+    kind = model_cfg.get("class_names")
+    names = imagenet_class_names() if kind == "imagenet" else list(FASHION_CLASSES) if kind == "fashion_mnist" else None
     return [f"{c} {names[c]}" if names else str(c) for c in classes]
 
 
@@ -119,7 +121,11 @@ def sample_to_folder(cfg) -> Path:
                 save_png(image, out / "images" / f"{image_id:05d}.png")
             images.append(batch)
             bar.update(len(ids))
-    grid = labelled_grid(torch.cat(images), row_names(cfg.model, classes))
+    tiles = torch.cat(images)
+    upscale = int(cfg.model.get("grid_upscale", 1))
+    if upscale > 1:
+        tiles = tiles.repeat_interleave(upscale, dim=1).repeat_interleave(upscale, dim=2)
+    grid = labelled_grid(tiles, row_names(cfg.model, classes))
     save_png(grid, out / "grid.png")
     return out / "grid.png"
 

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from gtr.errors import GtRError
 
 DEFAULT_ROOT = "pretrained_models"
+ASSETS = Path(__file__).resolve().parent / "assets"  # weights the project trains itself and ships in the package
 _DROPBOX = "https://www.dropbox.com/scl/fi"
 
 
@@ -36,6 +37,7 @@ class WeightFile:
     url: str | None  # official download (dl=1: Dropbox's direct-download form)
     size_mib: int
     config_key: str  # the Hydra key that takes an explicit path
+    bundled: str | None = None  # file name under gtr/assets when the package ships it
 
 
 WEIGHTS: dict[str, WeightFile] = {
@@ -51,6 +53,13 @@ WEIGHTS: dict[str, WeightFile] = {
     "kl16": WeightFile("KL-16 VAE", "vae/kl16.ckpt",
                        f"{_DROPBOX}/hhmuvaiacrarfg28qxhwz/kl16.ckpt?rlkey=l44xipsezc8atcffdp4q7mwmh&dl=1",
                        254, "model.tokenizer.checkpoint"),
+    # Trained by this project on Fashion-MNIST (scripts/train.py) and shipped with the package.
+    "mar_fmnist": WeightFile("Fashion-MNIST MAR", "fmnist/mar_fmnist.safetensors", None, 0, "model.checkpoint",
+                             bundled="mar_fmnist.safetensors"),
+    "fmnist_vae": WeightFile("Fashion-MNIST tokenizer", "fmnist/fmnist_vae.safetensors", None, 0,
+                             "model.tokenizer.checkpoint", bundled="fmnist_vae.safetensors"),
+    "fmnist_classifier": WeightFile("Fashion-MNIST classifier", "fmnist/fmnist_classifier.safetensors", None, 0,
+                                    "metrics.classifier", bundled="fmnist_classifier.safetensors"),
 }
 
 
@@ -60,13 +69,16 @@ def offline() -> bool:
 
 def resolve(file: WeightFile, path: str | os.PathLike | None = None, root: str | os.PathLike = DEFAULT_ROOT,
             download: bool = True) -> Path:
-    """The local path of a weight file, downloading it into ``root`` when allowed and possible."""
+    """The local path of a weight file: ``path``, else the copy shipped in the package, else the official layout
+    under ``root``, downloading it there when allowed and possible."""
     if path is not None:
         path = Path(path).expanduser()
         if not path.is_file():
             raise GtRError(f"{file.name} weights: {path} does not exist; fix {file.config_key}=... or set it to null "
                            f"to use {Path(root) / file.relpath}")
         return path
+    if file.bundled and (ASSETS / file.bundled).is_file():
+        return ASSETS / file.bundled
     local = Path(root).expanduser() / file.relpath
     if local.is_file():
         return local

@@ -33,9 +33,16 @@ ROWS = [
     (1, "MAR (64)", "mar", {"num_iter": 64}, table1((14.49, 32.75, 64.52), (1.00, 1.00, 1.00)), ""),
     (1, "+Step=16", "mar", {"num_iter": 16}, table1((6.22, 13.42, 27.11), (2.33, 2.44, 2.38)), ""),
     (1, "+Step=8", "mar", {"num_iter": 8}, table1((4.84, 10.21, 20.88), (2.99, 3.21, 3.09)), ""),
+    (1, "+Halton (16)", "halton", {}, table1((6.22, 13.42, 27.11), (2.33, 2.44, 2.38)),
+     "MAR's cosine token counts with the Halton order (arccos counts: sampler.counts=arccos, within 0.1 %)"),
+    (1, "+DiSA (\"Step=16\" block)", "disa", {}, table1((4.82, 11.03, 21.59), (3.01, 2.97, 2.99)),
+     "24 AR steps, 50->5 linear: the only setting that fits the row (notes 2.5); labelled 16 in the paper"),
     (1, "+GtR, 16-step-equivalent", "gtr_16", {}, table1((3.87, 8.85, 17.34), (3.74, 3.71, 3.72)),
      "steps (15, 2, 2): the schedule closest to the paper's FLOPs under its stated diffusion settings; the split "
      "is not identifiable from FLOPs"),
+    (1, "+Halton (8)", "halton_8", {}, table1((4.84, 10.21, 20.88), (2.99, 3.21, 3.09)), ""),
+    (1, "+DiSA (\"Step=8\" block)", "disa_16", {}, table1((3.46, 7.85, 15.44), (4.19, 4.17, 4.18)),
+     "16 AR steps, 50->5 linear (notes 2.5); labelled 8 in the paper"),
     (1, "+GtR, 8-step-equivalent", "gtr_8", {}, table1((2.29, 5.18, 10.27), (6.33, 6.32, 6.28)),
      "steps (7, 1, 1); no schedule with the stated diffusion settings fits all three models to 1 %"),
     (1, "GtR as literally stated (rates 2.67/10.67/64)", "gtr", {}, table1((3.87, 8.85, 17.34), (3.74, 3.71, 3.72)),
@@ -101,7 +108,7 @@ def main() -> None:
                      f"{r['paper_tflops']:.2f} | {r['tflops'] / r['paper_tflops']:.3f} | {r['speed']:.2f} | "
                      f"{r['paper_speed']:.2f} |")
     lines += ["", "Notes:"] + [f"- {label}: {note}" for _, label, _, _, _, note in ROWS if note]
-    lines += ["- Not here yet: Halton, DiSA and LazyMAR (the baselines issue); Table 3's first row (neither GtR* nor "
+    lines += ["- Not here yet: LazyMAR (the baselines issue); Table 3's first row (neither GtR* nor "
               "GtR†, 45.13 T), whose schedule the paper does not give."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -56,6 +56,8 @@ class RespacedSchedule:
     """
 
     model_timesteps: torch.Tensor  # [T] long: the original timestep the network sees at respaced step i
+    sqrt_alphas_cumprod: torch.Tensor  # forward process q(x_t | x_0) (training)
+    sqrt_one_minus_alphas_cumprod: torch.Tensor
     log_betas: torch.Tensor  # [T]: upper end of the learned variance range
     posterior_log_variance_clipped: torch.Tensor  # [T]: lower end
     sqrt_recip_alphas_cumprod: torch.Tensor
@@ -91,6 +93,8 @@ def respaced_schedule(num_steps: int, clip_timestep: int | None = None) -> Respa
 
     return RespacedSchedule(
         model_timesteps=torch.tensor(kept, dtype=torch.long),
+        sqrt_alphas_cumprod=f32(np.sqrt(alphas_cumprod)),
+        sqrt_one_minus_alphas_cumprod=f32(np.sqrt(1.0 - alphas_cumprod)),
         log_betas=f32(np.log(betas)),
         posterior_log_variance_clipped=f32(posterior_log_variance_clipped),
         sqrt_recip_alphas_cumprod=f32(np.sqrt(1.0 / alphas_cumprod)),
@@ -98,6 +102,50 @@ def respaced_schedule(num_steps: int, clip_timestep: int | None = None) -> Respa
         posterior_mean_coef1=f32(betas * np.sqrt(alphas_cumprod_prev) / (1.0 - alphas_cumprod)),
         posterior_mean_coef2=f32((1.0 - alphas_cumprod_prev) * np.sqrt(1.0 - betas) / (1.0 - alphas_cumprod)),
     )
+
+
+def _normal_kl(mean1: torch.Tensor, logvar1: torch.Tensor, mean2: torch.Tensor, logvar2: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (-1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2) + (mean1 - mean2) ** 2 * torch.exp(-logvar2))
+
+
+def _discretized_gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """log p(x) of 8-bit data in [-1, 1] under a Gaussian discretised to 255 bins (the t = 0 decoder term)."""
+    def cdf(v: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (v + 0.044715 * v**3)))
+
+    centered, inv_std = x - mean, torch.exp(-log_scale)
+    cdf_plus, cdf_min = cdf(inv_std * (centered + 1 / 255)), cdf(inv_std * (centered - 1 / 255))
+    log_cdf_plus = torch.log(cdf_plus.clamp(min=1e-12))
+    log_one_minus_cdf_min = torch.log((1.0 - cdf_min).clamp(min=1e-12))
+    log_delta = torch.log((cdf_plus - cdf_min).clamp(min=1e-12))
+    return torch.where(x < -0.999, log_cdf_plus, torch.where(x > 0.999, log_one_minus_cdf_min, log_delta))
+
+
+def training_loss(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], x0: torch.Tensor,
+                  t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Per-token loss [M] of Improved DDPM with learned-range variance, as MAR's DiffLoss trains it (loss type MSE):
+    the eps MSE plus the variational bound in bits, the latter through the variance output only (the mean is
+    detached for it). ``model(x_t, t)`` returns [eps, v]; x0 and noise [M, C]; t [M] in [0, 1000)."""
+    sched = respaced_schedule(NUM_TRAIN_STEPS)
+
+    def at(coef: torch.Tensor) -> torch.Tensor:
+        return coef.to(x0.device)[t][:, None]
+
+    x_t = at(sched.sqrt_alphas_cumprod) * x0 + at(sched.sqrt_one_minus_alphas_cumprod) * noise
+    out = model(x_t, t).float()
+    channels = x0.shape[-1]
+    eps, var_values = out[:, :channels], out[:, channels:]
+    mse = ((noise - eps) ** 2).mean(dim=1)
+
+    frac = (var_values + 1) / 2
+    log_variance = frac * at(sched.log_betas) + (1 - frac) * at(sched.posterior_log_variance_clipped)
+    pred_x0 = at(sched.sqrt_recip_alphas_cumprod) * x_t - at(sched.sqrt_recipm1_alphas_cumprod) * eps.detach()
+    model_mean = at(sched.posterior_mean_coef1) * pred_x0 + at(sched.posterior_mean_coef2) * x_t
+    true_mean = at(sched.posterior_mean_coef1) * x0 + at(sched.posterior_mean_coef2) * x_t
+    kl = _normal_kl(true_mean, at(sched.posterior_log_variance_clipped), model_mean, log_variance)
+    nll = -_discretized_gaussian_log_likelihood(x0, model_mean, 0.5 * log_variance)
+    vb = torch.where(t[:, None] == 0, nll, kl).mean(dim=1) / math.log(2.0)
+    return mse + vb
 
 
 def p_sample_loop(

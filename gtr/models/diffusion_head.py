@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from gtr.models.diffusion import p_sample_loop
+from gtr.models.diffusion import NUM_TRAIN_STEPS, p_sample_loop, training_loss
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -100,7 +100,8 @@ class SimpleMLPAdaLN(nn.Module):
 
 
 class DiffusionHead(nn.Module):
-    """Samples token values from p(x | z): the sampling side of the official ``DiffLoss``."""
+    """p(x | z) for one token given its condition z: :meth:`loss` trains it, :meth:`sample` draws from it (the
+    official ``DiffLoss``)."""
 
     def __init__(self, token_dim: int, z_channels: int, depth: int, width: int):
         super().__init__()
@@ -108,6 +109,13 @@ class DiffusionHead(nn.Module):
         self.net = SimpleMLPAdaLN(token_dim, width, z_channels, depth)
         # None: the official MAR respacing. 950: DiSA's min(t, 950) clipping, which the paper's FLOPs imply.
         self.clip_timestep: int | None = None
+
+    def loss(self, z: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean diffusion loss of tokens ``target`` [M, C] given conditions z [M, D], one uniformly drawn timestep
+        and noise per row (repeat rows for several draws per token, as MAR's ``diffusion_batch_mul`` does)."""
+        t = torch.randint(0, NUM_TRAIN_STEPS, (target.shape[0],), generator=generator, device="cpu").to(target.device)
+        noise = torch.randn(target.shape, generator=generator, device="cpu").to(target.device, target.dtype)
+        return training_loss(lambda x, step: self.net(x, step, z), target, t, noise).mean()
 
     @torch.no_grad()
     def sample(

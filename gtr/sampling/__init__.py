@@ -4,12 +4,14 @@ from __future__ import annotations
 import dataclasses
 
 from gtr.errors import GtRError
+from gtr.sampling.baselines import DiSASampler, HaltonSampler
 from gtr.sampling.executor import run_schedule
 from gtr.sampling.gtr import GtRSampler
 from gtr.sampling.mar import MARSampler
 from gtr.sampling.schedule import ARStep, Schedule
 
-SAMPLERS: dict[str, type[Schedule]] = {"mar": MARSampler, "gtr": GtRSampler}
+SAMPLERS: dict[str, type[Schedule]] = {"mar": MARSampler, "gtr": GtRSampler, "halton": HaltonSampler,
+                                       "disa": DiSASampler}
 
 
 def build_sampler(name: str, **options) -> Schedule:
@@ -25,4 +27,5 @@ def build_sampler(name: str, **options) -> Schedule:
     return cls(**options)
 
 
-__all__ = ["ARStep", "Schedule", "SAMPLERS", "build_sampler", "run_schedule", "GtRSampler", "MARSampler"]
+__all__ = ["ARStep", "Schedule", "SAMPLERS", "build_sampler", "run_schedule", "GtRSampler", "MARSampler", "HaltonSampler",
+           "DiSASampler"]

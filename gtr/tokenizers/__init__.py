@@ -8,10 +8,24 @@ import torch
 from diffusers import AutoencoderKL
 
 from gtr.errors import GtRError
-from gtr.tokenizers.kl import KL16_CONFIG, KL16_SCALE, KL16_TINY_CONFIG, LatentTokenizer, ldm_to_diffusers, to_uint8
+from gtr.tokenizers.kl import (FMNIST_VAE_CONFIG, KL16_CONFIG, KL16_SCALE, KL16_TINY_CONFIG, LatentTokenizer,
+                              ldm_to_diffusers, to_uint8)
 from gtr.weights import DEFAULT_ROOT, WEIGHTS, WeightFile, load_into, read_checkpoint, resolve, select_state_dict
 
-TOKENIZERS = {"kl16": (KL16_CONFIG, KL16_SCALE), "kl16_tiny": (KL16_TINY_CONFIG, KL16_SCALE)}
+# name -> (diffusers AutoencoderKL config, default latent scale). A safetensors file's metadata ("scale",
+# "shift") overrides the default: the project's own tokenizers record the values measured after training.
+TOKENIZERS = {"kl16": (KL16_CONFIG, KL16_SCALE), "kl16_tiny": (KL16_TINY_CONFIG, KL16_SCALE),
+              "fmnist_vae": (FMNIST_VAE_CONFIG, 1.0)}
+
+
+def latent_normalisation(path, default_scale: float) -> tuple[float, float]:
+    """(scale, shift) from a safetensors file's metadata, else (default_scale, 0)."""
+    if str(path).endswith(".safetensors"):
+        from safetensors import safe_open
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        return float(meta.get("scale", default_scale)), float(meta.get("shift", 0.0))
+    return default_scale, 0.0
 
 
 def _config(name: str):
@@ -42,7 +56,8 @@ def load_tokenizer(name: str = "kl16", checkpoint: str | os.PathLike | None = No
     with torch.device("meta"):
         vae = AutoencoderKL(**config)
     load_into(vae, state_dict, path, f"the {name} tokenizer")
-    return LatentTokenizer(vae, scale).to(device).eval()
+    scale, shift = latent_normalisation(path, scale)
+    return LatentTokenizer(vae, scale, shift).to(device).eval()
 
 
 __all__ = ["LatentTokenizer", "TOKENIZERS", "build_tokenizer", "load_tokenizer", "ldm_to_diffusers", "to_uint8"]

@@ -29,6 +29,21 @@ KL16_CONFIG = dict(
 # The same architecture at a fraction of the width, for tests and the CPU demo.
 KL16_TINY_CONFIG = dict(KL16_CONFIG, block_out_channels=(16, 16, 32, 32, 32), norm_num_groups=8)
 
+# The project's Fashion-MNIST tokenizer: grey-scale 28x28 -> 4 x 7 x 7 (stride 4), trained by scripts/train.py.
+# Its latent scale and shift are measured after training and stored in the shipped file's metadata.
+FMNIST_VAE_CONFIG = dict(
+    in_channels=1,
+    out_channels=1,
+    down_block_types=("DownEncoderBlock2D",) * 3,
+    up_block_types=("UpDecoderBlock2D",) * 3,
+    block_out_channels=(16, 32, 64),
+    layers_per_block=1,
+    latent_channels=4,
+    norm_num_groups=8,
+    sample_size=28,
+    mid_block_add_attention=False,
+)
+
 
 def ldm_to_diffusers(state_dict: dict[str, torch.Tensor], num_levels: int = 5) -> dict[str, torch.Tensor]:
     """Rename an LDM-layout autoencoder state dict (``encoder.down.0.block.0...``) to diffusers' layout.
@@ -79,7 +94,7 @@ class LatentTokenizer(nn.Module):
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents [B, C, h, w] -> images [B, 3, h*s, w*s] in [-1, 1] (unclipped)."""
+        """Latents [B, C, h, w] -> images [B, 3 (or 1), h*s, w*s] in [-1, 1] (unclipped)."""
         return self.vae.decode(latents / self.scale + self.shift).sample
 
     @torch.no_grad()
@@ -91,6 +106,8 @@ class LatentTokenizer(nn.Module):
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Images in [-1, 1], [B, 3, H, W] -> uint8 [B, H, W, 3], exactly as the official evaluation saves them:
-    ``round(clip((x + 1) / 2 * 255, 0, 255))`` (round half to even)."""
+    ``round(clip((x + 1) / 2 * 255, 0, 255))`` (round half to even). Grey-scale [B, 1, H, W] is repeated to RGB."""
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
     x = (images.float() + 1) / 2
     return (x * 255).clamp(0, 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu()

@@ -1,0 +1,150 @@
+"""The three training jobs of ``scripts/train.py``: the Fashion-MNIST tokenizer, MAR on its latents, and the
+classifier behind the domain metrics. Each trains with :class:`~gtr.training.loop.Trainer` (resumable) and exports
+the weights to ship as a safetensors file with its settings in the metadata."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from diffusers import AutoencoderKL
+from omegaconf import OmegaConf
+from safetensors.torch import save_file
+
+from gtr.data import FashionMNIST
+from gtr.errors import GtRError
+from gtr.models.classifier import FashionClassifier
+from gtr.models.mar import MAR, mar_config
+from gtr.tokenizers import TOKENIZERS, LatentTokenizer, load_tokenizer
+from gtr.training.loop import EpochSampler, StepRandom, Trainer
+from gtr.training.objectives import classifier_loss, mar_loss, vae_loss
+
+
+def export(weights: dict[str, torch.Tensor], path: str | os.PathLike, metadata: Mapping[str, Any]) -> Path:
+    """Write shipped weights atomically as safetensors (metadata values as strings)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(weights, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
+    os.replace(tmp, path)
+    return path
+
+
+def _data(cfg) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = FashionMNIST("train", cfg.data.root, cfg.data.download).tensors()
+    if cfg.train.get("limit"):
+        images, labels = images[: cfg.train.limit], labels[: cfg.train.limit]
+    return images, labels
+
+
+def _trainer(model: torch.nn.Module, cfg, wandb_run) -> Trainer:
+    t = cfg.train
+    trainer = Trainer(model, cfg.out_dir, total_steps=t.steps, lr=t.lr, warmup_steps=t.warmup_steps,
+                      weight_decay=t.weight_decay, betas=tuple(t.betas), grad_clip=t.grad_clip,
+                      ema_decay=t.ema_decay, seed=cfg.seed, checkpoint_every=t.checkpoint_every,
+                      log_every=t.log_every, progress=cfg.progress, wandb_run=wandb_run, description=t.name)
+    if cfg.resume and trainer.resume():
+        print(f"resumed {t.name} from {trainer.checkpoint_path} at step {trainer.step}/{t.steps}")
+    return trainer
+
+
+def _metadata(cfg, trainer: Trainer, **extra) -> dict[str, Any]:
+    return {"job": cfg.train.name, "steps": trainer.step, "seed": cfg.seed,
+            "train_config": json.dumps(OmegaConf.to_container(cfg.train, resolve=True)),
+            "final_loss": trainer.history[-1]["loss"] if trainer.history else "nan", **extra}
+
+
+def train_tokenizer(cfg, wandb_run=None) -> Path:
+    images, _ = _data(cfg)
+    config, _ = TOKENIZERS[cfg.train.architecture]
+    torch.manual_seed(cfg.seed)
+    vae = AutoencoderKL(**config)
+    trainer = _trainer(vae, cfg, wandb_run)
+    batches = EpochSampler(len(images), cfg.train.batch_size, cfg.seed)
+
+    def step(i: int, rnd: StepRandom):
+        return vae_loss(vae, images[batches.batch(i)], rnd.torch, cfg.train.kl_weight)
+
+    trainer.run(step)
+    # Normalise latents to zero mean and unit std over posterior samples of (up to) 10k training images.
+    ema = trainer.ema if trainer.ema is not None else vae
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(cfg.seed)
+        lat = torch.cat([ema.encode(x).latent_dist.sample(generator=gen) for x in images[:10000].split(500)])
+    shift, scale = lat.mean().item(), 1.0 / lat.std().item()
+    return export(trainer.final_weights(), cfg.export or Path(cfg.out_dir) / f"{cfg.train.name}.safetensors",
+                  _metadata(cfg, trainer, scale=f"{scale:.6f}", shift=f"{shift:.6f}",
+                            architecture=cfg.train.architecture))
+
+
+@torch.no_grad()
+def encode_moments(tokenizer: LatentTokenizer, images: torch.Tensor, batch: int = 500
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior mean and std of every image, normalised by the tokenizer's scale/shift (MAR's cached latents)."""
+    means, stds = [], []
+    for x in images.split(batch):
+        dist = tokenizer.vae.encode(x).latent_dist
+        means.append((dist.mean - tokenizer.shift) * tokenizer.scale)
+        stds.append(dist.std * tokenizer.scale)
+    return torch.cat(means), torch.cat(stds)
+
+
+def train_mar(cfg, wandb_run=None) -> Path:
+    t = cfg.train
+    images, labels = _data(cfg)
+    tokenizer = load_tokenizer(t.tokenizer.name, t.tokenizer.checkpoint, root=cfg.weights.root,
+                               download=cfg.weights.download)
+    print(f"encoding {len(images)} images with the {t.tokenizer.name} tokenizer ...")
+    mean, std = encode_moments(tokenizer, images)
+    torch.manual_seed(cfg.seed)
+    model = MAR(mar_config(t.preset, **(t.get("hparams") or {})))
+    if mean.shape[1:] != (model.config.vae_embed_dim, model.seq_h * model.config.patch_size,
+                          model.seq_w * model.config.patch_size):
+        raise GtRError(f"tokenizer latents {tuple(mean.shape[1:])} do not fit {t.preset}'s token grid")
+    trainer = _trainer(model, cfg, wandb_run)
+    batches = EpochSampler(len(images), t.batch_size, cfg.seed)
+
+    def step(i: int, rnd: StepRandom):
+        idx = batches.batch(i)
+        noise = torch.randn(mean[idx].shape, generator=rnd.torch)
+        tokens = model.patchify(mean[idx] + std[idx] * noise)  # a posterior sample, as MAR trains on
+        loss = mar_loss(model, tokens, labels[idx], rnd.numpy, rnd.torch, t.mask_ratio_min, t.label_drop_prob,
+                        t.diffusion_batch_mul)
+        return loss, {}
+
+    trainer.run(step)
+    return export(trainer.final_weights(), cfg.export or Path(cfg.out_dir) / f"{t.name}.safetensors",
+                  _metadata(cfg, trainer, preset=t.preset, weights="ema" if t.ema_decay else "model"))
+
+
+def train_classifier(cfg, wandb_run=None) -> Path:
+    images, labels = _data(cfg)
+    torch.manual_seed(cfg.seed)
+    net = FashionClassifier()
+    trainer = _trainer(net, cfg, wandb_run)
+    batches = EpochSampler(len(images), cfg.train.batch_size, cfg.seed)
+
+    def step(i: int, rnd: StepRandom):
+        x = images[batches.batch(i)]
+        if cfg.train.augment:  # random shifts of up to 2 pixels, and horizontal flips
+            shifts = torch.randint(-2, 3, (2,), generator=rnd.torch).tolist()
+            x = torch.roll(x, shifts=shifts, dims=(2, 3))
+            if torch.rand(1, generator=rnd.torch).item() < 0.5:
+                x = x.flip(3)
+        return classifier_loss(net, x, labels[batches.batch(i)])
+
+    trainer.run(step)
+    test_images, test_labels = FashionMNIST("test", cfg.data.root, cfg.data.download).tensors()
+    final = FashionClassifier()
+    final.load_state_dict(trainer.final_weights())
+    final.eval()
+    with torch.no_grad():
+        accuracy = torch.cat([final(x).argmax(1) for x in test_images.split(1000)]).eq(test_labels).float().mean()
+    print(f"test accuracy {accuracy.item():.4f}")
+    return export(trainer.final_weights(), cfg.export or Path(cfg.out_dir) / f"{cfg.train.name}.safetensors",
+                  _metadata(cfg, trainer, test_accuracy=f"{accuracy.item():.4f}"))
+
+
+JOBS = {"tokenizer": train_tokenizer, "mar": train_mar, "classifier": train_classifier}
