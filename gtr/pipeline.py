@@ -54,11 +54,12 @@ def load_image_tokenizer(tok_cfg: Mapping[str, Any], weights_cfg: Mapping[str, A
                           download=weights_cfg["download"], device=device)
 
 
-def compose_config(*overrides: str):
-    """``scripts/sample.py``'s config with Hydra-style overrides, for benchmarks and notebooks."""
+def compose_config(*overrides: str, name: str = "sample"):
+    """A script's config (``sample``, ``train``, ...) with Hydra-style overrides, for benchmarks, tests and
+    notebooks."""
     from hydra import compose, initialize_config_dir
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        return compose("sample", overrides=list(overrides))
+        return compose(name, overrides=list(overrides))
 
 
 def sampler_from_config(sampler_cfg: Mapping[str, Any]) -> Schedule:

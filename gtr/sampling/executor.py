@@ -39,7 +39,13 @@ def run_schedule(model: torch.nn.Module, schedule: Schedule, conditions, rng: Ra
     device = next(model.parameters()).device
     b, (h, w), dim = rng.batch_size, (model.seq_h, model.seq_w), model.token_dim
     plan = schedule.plan(h, w)
-    check_plan(plan, h * w, schedule.name)
+    initial = schedule.initial_tokens(b, h * w, dim)
+    if initial is None:
+        tokens = torch.zeros(b, h * w, dim, device=device)
+        known = torch.zeros(b, h * w, dtype=torch.bool, device=device)
+    else:
+        tokens, known = initial[0].to(device).float().clone(), initial[1].to(device).clone()
+    check_plan(plan, h * w - int(known[0].sum()) if b else h * w, schedule.name)
     order = schedule.order(h, w, rng).to(device)
     cond = model.condition(conditions)
     if cond.shape[0] != b:
@@ -51,8 +57,6 @@ def run_schedule(model: torch.nn.Module, schedule: Schedule, conditions, rng: Ra
     def doubled(x: torch.Tensor) -> torch.Tensor:  # the unconditional half repeats the conditional one
         return torch.cat([x, x]) if guided else x
 
-    tokens = torch.zeros(b, h * w, dim, device=device)
-    known = torch.zeros(b, h * w, dtype=torch.bool, device=device)
     start = 0
     for index, step in enumerate(tqdm(plan, desc="AR steps", leave=False, disable=not progress)):
         # Raster order inside a step: the official code lists the predicted tokens (and their noise) this way.

@@ -52,6 +52,11 @@ class Schedule:
         batch's random source), or None for ``step.diffusion_steps`` everywhere."""
         return None
 
+    def initial_tokens(self, batch_size: int, num_tokens: int, dim: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Tokens [B, N, C] and known mask [B, N] to start from (the same count known in every image), or None to
+        start from nothing. The plan and order then cover only the unknown positions (inpainting, Figure 3)."""
+        return None
+
     @property
     def guided(self) -> bool:
         """Whether the model runs the doubled CFG batch (the official code decides once, from the cfg option)."""

@@ -28,6 +28,7 @@ def export(weights: dict[str, torch.Tensor], path: str | os.PathLike, metadata: 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(weights, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path
 

@@ -1,0 +1,238 @@
+"""The paper's claims tested on the project's own Fashion-MNIST MAR (7x7 tokens), where anyone can re-run them.
+
+    python scripts/toy_study.py                      # full study: 1000 samples x 3 seeds per row (~CPU hours)
+    python scripts/toy_study.py --quick              # reduced mode (tests): few samples, 2 seeds, 4 rows
+
+For every row (baseline at several AR step counts, GtR operating points and ablations, the schedule baselines,
+Table-5 orders): per-image FLOPs (counted), CPU time, and quality from the shipped classifier (FID analogue vs the
+test split, IS analogue, class accuracy), mean and std over seeds. Plus the Figure-3 experiment: half of each
+image's tokens given as a checkerboard or as a contiguous block, the rest completed with 7 seeds; the spread across
+seeds says how much the given half pins down. Results are appended to results/toy_study.json after every row
+(re-running skips finished rows), then results/toy_study.md and PNG plots are written.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+import gtr
+from gtr.eval.fashion import FashionExtractor, reference_statistics, score
+from gtr.eval.flops import FlopsCounter
+from gtr.eval.fid import extract
+from gtr.pipeline import compose_config, load_image_tokenizer, load_model, sampler_from_config
+from gtr.sampling.completion import CompletionSampler, checkerboard_mask, block_mask
+from gtr.tokenizers import to_uint8
+
+REPO = Path(__file__).resolve().parent.parent
+
+# (key, group, label, sampler config, overrides)
+ROWS = [
+    ("mar_32", "baseline", "MAR, 32 AR steps", "mar", {"num_iter": 32}),
+    ("mar_16", "baseline", "MAR, 16 AR steps (reference)", "mar", {"num_iter": 16}),
+    ("mar_8", "baseline", "MAR, 8 AR steps", "mar", {"num_iter": 8}),
+    ("mar_4", "baseline", "MAR, 4 AR steps", "mar", {"num_iter": 4}),
+    ("gtr_13", "gtr", "GtR (8, 3, 2) = 13 steps", "gtr", {"steps": [8, 3, 2]}),
+    ("gtr_10", "gtr", "GtR (6, 2, 2) = 10 steps", "gtr", {"steps": [6, 2, 2]}),
+    ("gtr_6", "gtr", "GtR rates 2.67/10.67/64 -> (4, 1, 1) = 6 steps", "gtr", {}),
+    ("gtr_star", "ablation", "GtR* only (constant 100 diffusion steps, GtR order)", "gtr",
+     {"steps": [6, 2, 2], "diffusion": "constant", "constant_steps": 100, "fts": False}),
+    ("gtr_dagger", "ablation", "GtR† only (stage-aware steps, random order)", "gtr",
+     {"steps": [6, 2, 2], "token_order": "random", "fts": False}),
+    ("gtr_no_fts", "ablation", "GtR without FTS", "gtr", {"steps": [6, 2, 2], "fts": False}),
+    ("gtr_fts_random", "ablation", "FTS: random tokens", "gtr", {"steps": [6, 2, 2], "fts_selection": "random"}),
+    ("gtr_fts_low", "ablation", "FTS: low-frequency tokens", "gtr", {"steps": [6, 2, 2], "fts_selection": "low"}),
+    ("gtr_fts_all", "ablation", "FTS: all tokens (Full-Enhanced)", "gtr", {"steps": [6, 2, 2], "fts_selection": "all"}),
+    ("order_raster", "order", "Table 5: raster order", "gtr", {"steps": [6, 2, 2], "token_order": "raster"}),
+    ("order_subsample", "order", "Table 5: subsample order", "gtr", {"steps": [6, 2, 2], "token_order": "subsample"}),
+    ("halton_16", "baselines", "Halton, 16 AR steps", "halton", {"num_iter": 16}),
+    ("halton_8", "baselines", "Halton, 8 AR steps", "halton", {"num_iter": 8}),
+    ("disa_16", "baselines", "DiSA 50->5, 16 AR steps", "disa", {"num_iter": 16}),
+    ("disa_8", "baselines", "DiSA 50->5, 8 AR steps", "disa", {"num_iter": 8}),
+]
+QUICK_ROWS = ["mar_16", "gtr_10", "gtr_dagger", "halton_8"]
+
+
+def sampler_options(name: str, overrides: dict) -> dict:
+    cfg = compose_config("model=mar_fmnist", f"sampler={name}")
+    options = OmegaConf.to_container(cfg.sampler, resolve=True)
+    options.update(overrides)
+    return options
+
+
+def generate(model, tokenizer, sampler, count: int, seed: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor,
+                                                                                            float]:
+    """``count`` class-balanced images (label = id % 10) from seed ``seed``; uint8 [N, 28, 28, 3], labels, seconds."""
+    labels = torch.arange(count) % 10
+    images, seconds = [], 0.0
+    for start in range(0, count, batch_size):
+        ids = list(range(start, min(count, start + batch_size)))
+        t0 = time.perf_counter()
+        latents = gtr.sample(model, sampler, labels[ids], seed=seed, image_ids=ids)
+        seconds += time.perf_counter() - t0
+        images.append(to_uint8(tokenizer.decode(latents)))
+    return torch.cat(images), labels, seconds
+
+
+def write_json(path: Path, data) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def figure3(model, tokenizer, extractor, count: int, seeds: int, out: Path) -> dict:
+    """Half the tokens of the model's own samples given as a checkerboard or as a block (the top rows), the rest
+    completed with ``seeds`` seeds. Spread = per image, the std across seeds (of pixels in [0, 1] and of classifier
+    features), averaged over images (± standard error). Saves a strip per pattern: the full reference sample, then
+    its completions."""
+    base = sampler_from_config(sampler_options("mar", {"num_iter": 16}))
+    labels = torch.arange(count) % 10
+    reference = model.patchify(gtr.sample(model, base, labels, seed=10_000))
+    reference_image = to_uint8(tokenizer.decode(model.unpatchify(reference[:1])))[0]
+    result, strips = {}, []
+    for pattern, mask in (("checkerboard", checkerboard_mask(7, 7)), ("block", block_mask(7, 7))):
+        completion = CompletionSampler(num_iter=8, diffusion_steps=base.diffusion_steps, cfg=base.cfg,
+                                       given_tokens=reference, given=mask)
+        stack = torch.stack([to_uint8(tokenizer.decode(gtr.sample(model, completion, labels, seed=s)))
+                             for s in range(seeds)])  # [S, N, 28, 28, 3]
+        pixel_std = (stack[..., 0].double() / 255).std(dim=0).mean(dim=(1, 2))
+        feature_std = torch.stack([extract(extractor, [images])[0] for images in stack]).std(dim=0).mean(dim=1)
+        result[pattern] = {"pixel_std_mean": pixel_std.mean().item(), "pixel_std_sem": (pixel_std.std() / count**0.5).item(),
+                           "feature_std_mean": feature_std.mean().item(),
+                           "feature_std_sem": (feature_std.std() / count**0.5).item(), "images": count, "seeds": seeds}
+        strips.append(torch.cat([reference_image, *stack[:, 0]], dim=1))
+    from gtr.images import save_png
+    grid = torch.cat(strips, dim=0).repeat_interleave(3, 0).repeat_interleave(3, 1)
+    save_png(grid.numpy(), out.with_name("toy_study_figure3.png"))
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=None, help="images per row and seed (1000; --quick: 40)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="(0 1 2; --quick: 0 1)")
+    parser.add_argument("--rows", nargs="+", default=None, help=f"row keys (default all): {[r[0] for r in ROWS]}")
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--figure3-images", type=int, default=None,
+                        help="reference images of the Figure-3 experiment (100; --quick: 10); 0 skips it")
+    parser.add_argument("--quick", action="store_true", help="reduced mode: 40 samples, seeds 0 1, 4 rows")
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "toy_study")
+    parser.add_argument("--data-root", default=None, help="Fashion-MNIST folder (for the FID reference)")
+    args = parser.parse_args()
+    quick = {"samples": 40, "seeds": [0, 1], "figure3_images": 10, "rows": QUICK_ROWS}
+    full = {"samples": 1000, "seeds": [0, 1, 2], "figure3_images": 100, "rows": None}
+    for name, value in (quick if args.quick else full).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    keys = args.rows or [r[0] for r in ROWS]
+    unknown = set(keys) - {r[0] for r in ROWS}
+    if unknown:
+        parser.error(f"unknown row(s) {sorted(unknown)}")
+
+    torch.set_grad_enabled(False)
+    cfg = compose_config("model=mar_fmnist")
+    model = load_model(cfg.model, cfg.weights, torch.device("cpu"))
+    tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, torch.device("cpu"))
+    extractor = FashionExtractor()
+    reference = reference_statistics(extractor, "test", args.data_root)
+    counter = FlopsCounter(model.config)
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    json_path = args.out.with_suffix(".json")
+    state = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    settings = {"samples": args.samples, "seeds": args.seeds}
+    if state.get("settings") != settings:
+        state = {"settings": settings, "rows": {}}
+    state["device"] = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    for key, group, label, name, overrides in ROWS:
+        if key not in keys or key in state["rows"]:
+            continue
+        options = sampler_options(name, overrides)
+        sampler = sampler_from_config(options)
+        per_seed = []
+        for seed in args.seeds:
+            images, labels, seconds = generate(model, tokenizer, sampler, args.samples, seed, args.batch_size)
+            scores = score(images, labels, extractor, reference).as_dict()
+            per_seed.append({"seed": seed, "cpu_s_per_image": seconds / args.samples, **scores})
+            print(f"{key} seed {seed}: {per_seed[-1]}", flush=True)
+        flops = counter.sample(sampler).total
+        state["rows"][key] = {"group": group, "label": label, "sampler": options, "gflops": flops / 1e9,
+                              "ar_steps": len(sampler.plan(7, 7)), "per_seed": per_seed}
+        write_json(json_path, state)
+    if args.figure3_images and "figure3" not in state:
+        state["figure3"] = figure3(model, tokenizer, extractor, args.figure3_images, 7, args.out)
+        write_json(json_path, state)
+    report(state, args.out)
+
+
+def _stat(rows: list[dict], key: str) -> tuple[float, float]:
+    values = np.array([r[key] for r in rows], dtype=np.float64)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def report(state: dict, out: Path) -> None:
+    rows = state["rows"]
+    ref = rows.get("mar_16")
+    lines = ["# Toy study: the paper's claims on the Fashion-MNIST MAR (7x7 tokens)", "",
+             f"Measured here: `python scripts/toy_study.py` on {state['device']}; {state['settings']['samples']} "
+             f"samples per row and seed, seeds {state['settings']['seeds']}; mean ± std over seeds. FID/IS: the "
+             "analogues from the shipped Fashion-MNIST classifier's features/logits (FID vs the 10k test images); "
+             "accuracy: the classifier's agreement with the requested class. Speed: FLOPs ratio to the 16-step "
+             "baseline (counted) and CPU-time ratio (measured in the same run).", "",
+             "| group | method | AR steps | GFLOPs/img | speed (FLOPs) | speed (CPU time) | FID (fmnist) | IS (fmnist) | accuracy |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for key, row in rows.items():
+        fid, is_, acc, cpu = (_stat(row["per_seed"], k) for k in ("fid_fmnist", "is_fmnist", "accuracy",
+                                                                   "cpu_s_per_image"))
+        speed = ref["gflops"] / row["gflops"] if ref else float("nan")
+        cpu_speed = _stat(ref["per_seed"], "cpu_s_per_image")[0] / cpu[0] if ref else float("nan")
+        lines.append(f"| {row['group']} | {row['label']} | {row['ar_steps']} | {row['gflops']:.3f} | {speed:.2f}x | "
+                     f"{cpu_speed:.2f}x | {fid[0]:.2f} ± {fid[1]:.2f} | {is_[0]:.2f} ± {is_[1]:.2f} | "
+                     f"{acc[0]:.3f} ± {acc[1]:.3f} |")
+    if "figure3" in state:
+        f3 = state["figure3"]
+        lines += ["", "## Figure 3: what a half-decoded image pins down", "",
+                  "| given half | pixel std across 7 seeds | feature std across 7 seeds |", "|---|---|---|"]
+        for pattern, v in f3.items():
+            lines.append(f"| {pattern} | {v['pixel_std_mean']:.4f} ± {v['pixel_std_sem']:.4f} | "
+                         f"{v['feature_std_mean']:.4f} ± {v['feature_std_sem']:.4f} |")
+        lines += ["", "![Figure 3 strips](toy_study_figure3.png)"]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    plot(rows, out)
+    print("\n".join(lines))
+
+
+def plot(rows: dict, out: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ref = rows.get("mar_16")
+    if not ref:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    markers = {"baseline": "o", "gtr": "*", "ablation": "s", "order": "^", "baselines": "D"}
+    for ax, metric, title in ((axes[0], "fid_fmnist", "FID analogue (lower is better)"),
+                              (axes[1], "accuracy", "class accuracy (higher is better)")):
+        for key, row in rows.items():
+            mean, std = _stat(row["per_seed"], metric)
+            speed = ref["gflops"] / row["gflops"]
+            ax.errorbar(speed, mean, yerr=std, fmt=markers.get(row["group"], "o"), capsize=3, label=key)
+            ax.annotate(key, (speed, mean), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("speed-up in FLOPs vs MAR 16 steps")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out.with_name("toy_study_speed_quality.png"), dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Training: the objectives learn, a killed run resumes exactly, and the jobs of scripts/train.py export loadable
+weights. Real images come from the committed Fashion-MNIST subset."""
+import numpy as np
+import pytest
+import torch
+
+from conftest import DATA
+from gtr.data import FashionMNIST
+from gtr.errors import GtRError
+from gtr.models import build_mar
+from gtr.pipeline import compose_config
+from gtr.tokenizers import build_tokenizer, load_tokenizer
+from gtr.training.jobs import JOBS, export
+from gtr.training.loop import EpochSampler, Trainer, cosine_lr
+from gtr.training.objectives import mar_loss, mask_ratios
+
+SUBSET = DATA / "fashion_mnist_subset"
+SMALL_MAR = dict(encoder_embed_dim=32, decoder_embed_dim=32, encoder_depth=1, decoder_depth=1, encoder_num_heads=2,
+                 decoder_num_heads=2, diffloss_d=1, diffloss_w=32)
+
+
+def test_mask_ratios_follow_the_truncated_gaussian():
+    r = mask_ratios(20000, np.random.default_rng(0))
+    assert r.min() >= 0.7 and r.max() <= 1.0
+    assert 0.86 < r.mean() < 0.88  # E of N(1, 0.25) truncated to [0.7, 1] is 0.871
+
+
+def test_cosine_lr_warms_up_then_decays():
+    lrs = [cosine_lr(s, 100, 10, 1.0) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:])) and lrs[-1] < 0.01
+
+
+def test_epoch_sampler_is_a_reproducible_permutation():
+    a, b = EpochSampler(100, 32, seed=3), EpochSampler(100, 32, seed=3)
+    epoch = torch.cat([a.batch(k) for k in range(3)])
+    assert len(set(epoch.tolist())) == 96
+    assert torch.equal(a.batch(4), b.batch(4)) and not torch.equal(a.batch(0), a.batch(3))
+    with pytest.raises(GtRError, match="batch_size"):
+        EpochSampler(10, 32, 0)
+
+
+def _mar_setup(tmp_path, total_steps=12, **trainer_options):
+    images, labels = FashionMNIST("train", SUBSET).tensors()
+    tokens = torch.nn.functional.avg_pool2d(images, 4).repeat(1, 4, 1, 1)  # [N, 4, 7, 7] stand-in latents
+    model = build_mar("mar_fmnist", **SMALL_MAR).train()
+    trainer = Trainer(model, tmp_path, total_steps=total_steps, lr=3e-3, warmup_steps=2, checkpoint_every=3,
+                      log_every=4, ema_decay=0.9, grad_clip=3.0, progress=False, **trainer_options)
+    batches = EpochSampler(len(images), 32, 0)
+
+    def step(i, rnd):
+        idx = batches.batch(i)
+        return mar_loss(model, model.patchify(tokens[idx]), labels[idx], rnd.numpy, rnd.torch), {}
+
+    return model, trainer, step
+
+
+def test_mar_training_reduces_the_loss(tmp_path):
+    _, trainer, step = _mar_setup(tmp_path, total_steps=40)
+    trainer.run(step)
+    losses = [h["loss"] for h in trainer.history]
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_a_killed_run_resumes_exactly(tmp_path):
+    _, full, step = _mar_setup(tmp_path / "full")
+    full.run(step)
+
+    _, first, step1 = _mar_setup(tmp_path / "killed")
+
+    def killed_at_step_7(i, rnd):
+        if i == 7:
+            raise KeyboardInterrupt  # the job dies after its step-6 checkpoint
+        return step1(i, rnd)
+
+    with pytest.raises(KeyboardInterrupt):
+        first.run(killed_at_step_7)
+    _, second, step2 = _mar_setup(tmp_path / "killed")
+    assert second.resume() and second.step == 6
+    second.run(step2)
+    for key, value in full.final_weights().items():
+        assert torch.equal(value, second.final_weights()[key]), key
+    assert [h["step"] for h in second.history] == [h["step"] for h in full.history]
+
+
+def test_train_script_jobs_export_loadable_weights(tmp_path):
+    vae_path = export(build_tokenizer("fmnist_vae").vae.state_dict(), tmp_path / "vae.safetensors",
+                      {"scale": 0.5, "shift": 0.1})
+    tok = load_tokenizer("fmnist_vae", vae_path)
+    assert (tok.scale, tok.shift) == (0.5, 0.1)
+    common = [f"data.root={SUBSET}", "progress=false", "train.steps=2", "train.batch_size=16", "train.log_every=1"]
+    for job, extra in [("tokenizer", []), ("mar", [f"train.tokenizer.checkpoint={vae_path}"]), ("classifier", [])]:
+        cfg = compose_config(f"train={job}", f"out_dir={tmp_path / job}", *common, *extra, name="train")
+        path = JOBS[job](cfg)
+        assert path.is_file() and (tmp_path / job / "last.pt").is_file()
+    from gtr.models import load_mar
+    model = load_mar("mar_fmnist", tmp_path / "mar" / "mar_fmnist.safetensors")
+    assert model.seq_h == 7 and model.config.vae_embed_dim == 4
