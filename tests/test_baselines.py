@@ -74,3 +74,20 @@ def test_every_baseline_config_samples_on_the_tiny_model(config):
         options.update(upper_steps=4, lower_steps=2)
     latents = gtr.sample(gtr.build_mar("mar_tiny"), sampler_from_config(options), [0, 9], seed=0)
     assert latents.shape == (2, 16, 16, 16) and torch.isfinite(latents).all()
+
+
+def test_completion_keeps_the_given_tokens_and_fills_the_rest():
+    from gtr.sampling.completion import CompletionSampler, block_mask, checkerboard_mask
+    assert checkerboard_mask(7, 7).sum() == block_mask(7, 7).sum() == 25
+    assert block_mask(7, 7)[:25].all() and checkerboard_mask(4, 4).reshape(4, 4)[0].tolist() == [1, 0, 1, 0]
+    model = gtr.build_mar("mar_tiny")
+    given = torch.randn(2, 256, 16)
+    mask = checkerboard_mask(16, 16)
+    sampler = CompletionSampler(num_iter=4, diffusion_steps=2, cfg=2.0, given_tokens=given, given=mask)
+    assert sum(s.num_tokens for s in sampler.plan(16, 16)) == 128
+    out = model.patchify(gtr.sample(model, sampler, [0, 1], seed=0))
+    assert torch.equal(out[:, mask], given[:, mask]) and (out[:, ~mask] != 0).all()
+    other = model.patchify(gtr.sample(model, sampler, [0, 1], seed=1))
+    assert not torch.equal(other[:, ~mask], out[:, ~mask])
+    with pytest.raises(GtRError, match="do not fit a batch"):
+        gtr.sample(model, sampler, [0, 1, 2], seed=0)

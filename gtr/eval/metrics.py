@@ -1,0 +1,64 @@
+"""Scoring a folder of generated PNGs: FID against reference statistics (an .npz with ``mu``/``sigma``, or a
+folder of reference images, or a Fashion-MNIST split) and IS, through :mod:`gtr.eval.fid` with the extractor the
+model's config names (``inception``: torch-fidelity's Inception-v3, the paper's metric; ``fmnist``: the project's
+classifier, whose numbers are the analogues and are always labelled so)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gtr.errors import GtRError
+from gtr.eval.fid import extract, frechet_distance, inception_score, load_statistics, statistics
+
+
+def png_batches(paths: list[Path], batch_size: int = 200) -> Iterator[torch.Tensor]:
+    for start in range(0, len(paths), batch_size):
+        yield torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths[start:start + batch_size]]))
+
+
+def make_extractor(name: str, cfg, device: torch.device):
+    if name == "inception":
+        from gtr.eval.inception import InceptionExtractor
+        return InceptionExtractor(cfg.metrics.get("inception"), root=cfg.weights.root, download=cfg.weights.download,
+                                  device=device)
+    if name == "fmnist":
+        from gtr.eval.fashion import FashionExtractor, load_classifier
+        return FashionExtractor(load_classifier(cfg.metrics.get("classifier"), device=device))
+    raise GtRError(f"unknown feature extractor {name!r}: use metrics.extractor=inception or fmnist")
+
+
+def reference_stats(reference: str, extractor, cfg) -> dict[str, np.ndarray]:
+    if reference is None:
+        raise GtRError("no FID reference: set metrics.reference to an .npz of mu/sigma (e.g. "
+                       "pretrained_models/fid_stats/adm_in256_stats.npz) or a folder of reference images")
+    if str(reference).startswith("fashion_mnist:"):
+        from gtr.eval.fashion import reference_statistics
+        return reference_statistics(extractor, str(reference).split(":", 1)[1], cfg.metrics.get("data_root"))
+    path = Path(reference)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        if len(files) < 2:
+            raise GtRError(f"reference folder {path} holds {len(files)} images: need at least 2")
+        return statistics(extract(extractor, png_batches(files), len(files))[0])
+    return load_statistics(path)
+
+
+def score_folder(folder: Path, num_images: int, labels: np.ndarray, cfg, device: torch.device) -> dict:
+    extractor = make_extractor(cfg.metrics.extractor, cfg, device)
+    reference = reference_stats(cfg.metrics.reference, extractor, cfg)
+    paths = [folder / f"{i:05d}.png" for i in range(num_images)]
+    features, logits = extract(extractor, png_batches(paths), num_images, progress=cfg.progress)
+    fid = frechet_distance(statistics(features), reference)
+    splits = min(10, num_images)
+    is_mean, is_std = inception_score(logits, splits=splits)
+    analogue = cfg.metrics.extractor != "inception"
+    result = {"extractor": extractor.name, "reference": str(cfg.metrics.reference),
+              "fid_fmnist" if analogue else "fid": fid, "is_fmnist" if analogue else "is": is_mean,
+              "is_std": is_std, "is_splits": splits}
+    if analogue:
+        result["accuracy"] = float((logits.argmax(1).numpy() == labels).mean())
+    return result

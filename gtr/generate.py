@@ -1,0 +1,163 @@
+"""Evaluation-scale generation: N images (the official protocol: ``images_per_class`` per class, class =
+id // images_per_class), sharded over processes, resumable, scored with FID/IS.
+
+Determinism: the id list is cut into fixed batches (batch k = ids [kB, (k+1)B)) and batch k runs on rank
+k % world, every image drawing from its own (seed, id) stream; a batch is computed the same way whichever process
+runs it, so 1 process and N processes, and a run restarted any number of times, write the same bytes. Images are
+written atomically; a restart skips every image whose PNG exists and decodes, and redoes the batches that miss
+some. Rank 0 then packs the folder into an ``.npz`` in the ADM evaluator's layout (``arr_0``, uint8 [N, H, W, 3])
+and, when asked, scores it.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from omegaconf import OmegaConf
+from PIL import Image
+from tqdm.auto import tqdm
+
+from gtr import sample
+from gtr.errors import GtRError
+from gtr.images import save_png
+from gtr.pipeline import (REPO_ROOT, check_writable, load_image_tokenizer, load_model, resolve_device,
+                          sampler_from_config)
+from gtr.sampling.executor import autocast
+from gtr.sampling.schedule import check_plan
+from gtr.tokenizers import to_uint8
+
+
+def image_ok(path: Path) -> bool:
+    """Whether a PNG exists and fully decodes."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return True
+    except (OSError, SyntaxError, ValueError):
+        return False
+
+
+def batches_of_rank(num_images: int, batch_size: int, rank: int, world: int) -> list[list[int]]:
+    ids = list(range(num_images))
+    batches = [ids[i:i + batch_size] for i in range(0, num_images, batch_size)]
+    return batches[rank::world]
+
+
+class Distributed:
+    """torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK), or a single process without it."""
+
+    def __init__(self, device: torch.device):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.device = device
+        if self.world > 1:
+            if device.type == "cuda":
+                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+                torch.cuda.set_device(self.device)
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                    timeout=datetime.timedelta(hours=2))
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.world > 1:
+            dist.destroy_process_group()
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def pack_npz(folder: Path, num_images: int, path: Path) -> Path:
+    """All images ``{id:05d}.png`` of a folder as one ADM-layout .npz (``arr_0``), written atomically."""
+    arrays = [np.asarray(Image.open(folder / f"{i:05d}.png").convert("RGB")) for i in range(num_images)]
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, arr_0=np.stack(arrays))
+    os.replace(tmp, path)
+    return path
+
+
+def generate(cfg) -> dict:
+    """Run (or resume) the generation job of ``cfg``; returns the results record (rank 0 writes it)."""
+    out = Path(cfg.output_dir)
+    images_dir = out / "images"
+    check_writable(images_dir)
+    runtime = Distributed(resolve_device(cfg.device))
+    try:
+        return _generate(cfg, runtime, out, images_dir)
+    finally:
+        runtime.close()
+
+
+def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path) -> dict:
+    device = runtime.device
+    sampler = sampler_from_config(cfg.sampler)
+    autocast(device, cfg.precision)
+    num_images = int(cfg.num_images or cfg.model.num_classes * cfg.images_per_class)
+    if num_images < 1 or cfg.images_per_class < 1 or cfg.batch_size < 1:
+        raise GtRError("need num_images >= 1, images_per_class >= 1 and batch_size >= 1")
+    labels = np.arange(num_images) // cfg.images_per_class
+    if labels.max() >= cfg.model.num_classes:
+        raise GtRError(f"{num_images} images at {cfg.images_per_class} per class need {labels.max() + 1} classes; "
+                       f"{cfg.model.name} has {cfg.model.num_classes}: lower num_images or raise images_per_class")
+    model = load_model(cfg.model, cfg.weights, device)
+    model.diffloss.clip_timestep = cfg.diffusion.clip_timestep
+    tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
+    check_plan(sampler.plan(model.seq_h, model.seq_w), model.seq_len, sampler.name)
+    if runtime.rank == 0:
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+
+    mine = batches_of_rank(num_images, cfg.batch_size, runtime.rank, runtime.world)
+    for ids in mine:  # half-written files of a killed run (each rank clears its own)
+        for i in ids:
+            (images_dir / f".{i:05d}.png.tmp").unlink(missing_ok=True)
+    todo = [b for b in mine if not all(image_ok(images_dir / f"{i:05d}.png") for i in b)]
+    done_before = sum(len(b) for b in mine) - sum(len(b) for b in todo)
+    seconds = 0.0
+    with tqdm(total=sum(len(b) for b in mine), initial=done_before, unit="img", dynamic_ncols=True,
+              desc=f"{cfg.model.name} / {sampler.name} (rank 0 of {runtime.world})",
+              disable=not cfg.progress or runtime.rank != 0) as bar:
+        for ids in todo:
+            t0 = time.perf_counter()
+            latents = sample(model, sampler, labels[ids], seed=cfg.seed, image_ids=ids, precision=cfg.precision)
+            with autocast(device, cfg.precision):
+                batch = to_uint8(tokenizer.decode(latents))
+            seconds += time.perf_counter() - t0
+            for image_id, image in zip(ids, batch):
+                path = images_dir / f"{image_id:05d}.png"
+                if not image_ok(path):
+                    save_png(image, path)
+            bar.update(len(ids))
+    runtime.barrier()
+    record = {}
+    if runtime.rank == 0:
+        missing = [i for i in range(num_images) if not image_ok(images_dir / f"{i:05d}.png")]
+        if missing:
+            raise GtRError(f"{len(missing)} images missing after generation (first {missing[0]}): re-run to resume")
+        record = {"model": cfg.model.name, "sampler": OmegaConf.to_container(cfg.sampler, resolve=True),
+                  "seed": cfg.seed, "num_images": num_images, "images_per_class": cfg.images_per_class,
+                  "world_size": runtime.world, "device": str(device), "precision": cfg.precision,
+                  "generated_by_rank0": sum(len(b) for b in todo), "seconds_rank0": seconds, "git_commit": git_commit(), "images": str(images_dir)}
+        if cfg.npz:
+            record["npz"] = str(pack_npz(images_dir, num_images, out / "samples.npz"))
+        if cfg.metrics.enabled:
+            from gtr.eval.metrics import score_folder
+            record["metrics"] = score_folder(images_dir, num_images, labels, cfg, device)
+        tmp = out / ".results.json.tmp"
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+        os.replace(tmp, out / "results.json")
+    runtime.barrier()
+    return record
