@@ -90,19 +90,20 @@ def pack_npz(folder: Path, num_images: int, path: Path) -> Path:
     return path
 
 
-def generate(cfg) -> dict:
-    """Run (or resume) the generation job of ``cfg``; returns the results record (rank 0 writes it)."""
+def generate(cfg, sampler_config: str | None = None) -> dict:
+    """Run (or resume) the generation job of ``cfg``; returns the results record (rank 0 writes it).
+    ``sampler_config`` names the sampler config file (e.g. gtr_16), which the tables script matches rows by."""
     out = Path(cfg.output_dir)
     images_dir = out / "images"
     check_writable(images_dir)
     runtime = Distributed(resolve_device(cfg.device))
     try:
-        return _generate(cfg, runtime, out, images_dir)
+        return _generate(cfg, runtime, out, images_dir, sampler_config)
     finally:
         runtime.close()
 
 
-def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path) -> dict:
+def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_config: str | None) -> dict:
     device = runtime.device
     sampler = sampler_from_config(cfg.sampler)
     autocast(device, cfg.precision)
@@ -147,7 +148,8 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path) -> dict:
         missing = [i for i in range(num_images) if not image_ok(images_dir / f"{i:05d}.png")]
         if missing:
             raise GtRError(f"{len(missing)} images missing after generation (first {missing[0]}): re-run to resume")
-        record = {"model": cfg.model.name, "sampler": OmegaConf.to_container(cfg.sampler, resolve=True),
+        record = {"model": cfg.model.name, "sampler_config": sampler_config,
+                  "sampler": OmegaConf.to_container(cfg.sampler, resolve=True),
                   "seed": cfg.seed, "num_images": num_images, "images_per_class": cfg.images_per_class,
                   "world_size": runtime.world, "device": str(device), "precision": cfg.precision,
                   "generated_by_rank0": sum(len(b) for b in todo), "seconds_rank0": seconds, "git_commit": git_commit(), "images": str(images_dir)}

@@ -30,9 +30,9 @@ def table1(tflops, speed):
 
 # (table, label, sampler config, overrides, {model: (paper TFLOPs, paper Speed)}, note) -- from the paper.
 ROWS = [
-    (1, "MAR (64)", "mar", {"num_iter": 64}, table1((14.49, 32.75, 64.52), (1.00, 1.00, 1.00)), ""),
-    (1, "+Step=16", "mar", {"num_iter": 16}, table1((6.22, 13.42, 27.11), (2.33, 2.44, 2.38)), ""),
-    (1, "+Step=8", "mar", {"num_iter": 8}, table1((4.84, 10.21, 20.88), (2.99, 3.21, 3.09)), ""),
+    (1, "MAR (64)", "mar", {}, table1((14.49, 32.75, 64.52), (1.00, 1.00, 1.00)), ""),
+    (1, "+Step=16", "mar_16", {}, table1((6.22, 13.42, 27.11), (2.33, 2.44, 2.38)), ""),
+    (1, "+Step=8", "mar_8", {}, table1((4.84, 10.21, 20.88), (2.99, 3.21, 3.09)), ""),
     (1, "+Halton (16)", "halton", {}, table1((6.22, 13.42, 27.11), (2.33, 2.44, 2.38)),
      "MAR's cosine token counts with the Halton order (arccos counts: sampler.counts=arccos, within 0.1 %)"),
     (1, "+DiSA (\"Step=16\" block)", "disa", {}, table1((4.82, 11.03, 21.59), (3.01, 2.97, 2.99)),
@@ -73,7 +73,7 @@ def main() -> None:
     rows = []
     for preset in MODELS:
         counter = FlopsCounter(PRESETS[preset])
-        baseline = counter.sample(sampler_from_config(sampler_config(preset, "mar", {"num_iter": 64})), CLIP).total
+        baseline = counter.sample(sampler_from_config(sampler_config(preset, "mar", {})), CLIP).total
         for table, label, name, overrides, paper, note in ROWS:
             if preset not in paper:
                 continue
@@ -83,7 +83,8 @@ def main() -> None:
             analytic = analytic_flops(PRESETS[preset], schedule, clip_timestep=CLIP)
             agreement = abs(counted.total / analytic.total - 1)
             rows.append({
-                "table": table, "method": label, "model": preset, "sampler_config": options,
+                "table": table, "method": label, "model": preset, "config": name, "overrides": overrides,
+                "sampler_config": options,
                 "tflops": round(counted.tflops, 3), "paper_tflops": paper[preset][0],
                 "speed": round(baseline / counted.total, 2), "paper_speed": paper[preset][1],
                 "ar_steps": len(schedule.plan(16, 16)),

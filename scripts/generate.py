@@ -17,7 +17,8 @@ from gtr.pipeline import CONFIGS
 @hydra.main(config_path=str(CONFIGS), config_name="generate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
-        record = generate(cfg)
+        from hydra.core.hydra_config import HydraConfig
+        record = generate(cfg, sampler_config=HydraConfig.get().runtime.choices.get("sampler"))
     except GtRError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -1,0 +1,239 @@
+"""Regenerate results/table1.md, table3.md, table4.md, table5.md (and a speed-quality plot) from what has been
+measured, each cell beside the paper's value and labelled by where it comes from.
+
+    python scripts/make_tables.py [--runs 'generated/*/results.json' 'multirun/**/results.json']
+
+Sources: FLOPs from results/flops.json (``scripts/bench_flops.py``: counted on the real modules), latency from
+results/latency_*.json (``scripts/bench_latency.py``: the device is named in the file), FID/IS from the
+results.json of ``scripts/generate.py`` runs (50k images on ImageNet; smaller runs are flagged), paper values
+from results/paper_values.json. A cell reads "ours / paper"; "—" where nothing was measured. Table 2 (LightGen,
+GenEval) comes with the text-to-image pipeline.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "results"
+MODEL_NAMES = {"mar_b": "MAR-B", "mar_l": "MAR-L", "mar_h": "MAR-H"}
+
+# Paper row (block, method) -> the sampler config (and overrides) that reproduces it (bench_flops uses the same).
+TABLE1 = [
+    ("64", "MAR (64)", "mar", {}),
+    ("16", "+Step=16", "mar_16", {}),
+    ("16", "+Halton", "halton", {}),
+    ("16", "+DiSA", "disa", {}),
+    ("16", "+LazyMAR", "lazymar", {}),
+    ("16", "+GtR (Ours)", "gtr_16", {}),
+    ("8", "+Step=8", "mar_8", {}),
+    ("8", "+Halton", "halton_8", {}),
+    ("8", "+DiSA", "disa_16", {}),
+    ("8", "+LazyMAR", "lazymar_8", {}),
+    ("8", "+GtR (Ours)", "gtr_8", {}),
+]
+TABLE3 = [  # (GtR*, GtR†, FTS) -> config
+    ((True, False, False), "gtr_star", {"constant_steps": 50}),
+    ((False, True, False), "gtr_dagger", {}),
+    ((True, True, False), "gtr_16", {"fts": False}),
+    ((True, True, True), "gtr_16", {}),
+]
+TABLE4 = {"Origin": ("mar", {}), "+Random": ("gtr_16", {"fts_selection": "random"}),
+          "+Low-Freq.": ("gtr_16", {"fts_selection": "low"}), "+Full-Enhanced": ("gtr_16", {"fts_selection": "all"}),
+          "+High-Freq. (Ours)": ("gtr_16", {})}
+TABLE5 = {"Raster": ("gtr_order_raster", {}), "Subsample": ("gtr_order_subsample", {}),
+          "Random": ("gtr_order_random", {}), "GtR (Ours)": ("gtr_16", {})}
+FULL_EVAL = 50_000
+
+
+def load_json(path: Path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+class Measured:
+    """Everything measured, indexed by (model, sampler config, overrides)."""
+
+    def __init__(self, run_globs: list[str]):
+        self.flops = {(r["model"], r["config"], json.dumps(r.get("overrides", {}), sort_keys=True)): r
+                      for r in load_json(RESULTS / "flops.json") or []}
+        self.latency = []
+        for path in sorted(RESULTS.glob("latency_*.json")):
+            data = json.loads(path.read_text())
+            for row in data["rows"]:
+                self.latency.append({**row, "model": data["model"], "device": data["device"],
+                                     "gpu": "cpu" not in path.stem, "batch": data["batch"]})
+        self.runs = {}
+        for pattern in run_globs:
+            for path in sorted(glob.glob(pattern, recursive=True)):
+                record = json.loads(Path(path).read_text())
+                if record.get("metrics") and record.get("sampler_config"):
+                    key = (record["model"], record["sampler_config"])
+                    self.runs.setdefault(key, []).append(record)
+
+    def flops_row(self, model: str, config: str, overrides: dict):
+        return self.flops.get((model, config, json.dumps(overrides, sort_keys=True)))
+
+    def latency_s(self, model: str, config: str, overrides: dict, gpu: bool):
+        """Latency of a config as the latency benchmark runs it (its defaults: rows with overrides have none)."""
+        rows = [r for r in self.latency if r["model"] == model and r["sampler"] == config and r["gpu"] == gpu
+                and not overrides]
+        return (rows[0]["median_s"], rows[0]["device"]) if rows else (None, None)
+
+    def quality(self, model: str, config: str, overrides: dict):
+        """Mean FID and IS over the seeds of the runs of this config: the run's sampler options must agree with the
+        config's resolved options (from flops.json) or at least with the row's overrides."""
+        f = self.flops_row(model, config, overrides)
+        expected = f["sampler_config"] if f else overrides
+        records = [r for r in self.runs.get((model, config), [])
+                   if all(expected.get(k, v) == v for k, v in r["sampler"].items())
+                   and all(r["sampler"].get(k) == v for k, v in overrides.items())]
+        if not records:
+            return None
+        fids = [r["metrics"].get("fid") for r in records if r["metrics"].get("fid") is not None]
+        iss = [r["metrics"].get("is") for r in records if r["metrics"].get("is") is not None]
+        if not fids:
+            return None
+        return {"fid": sum(fids) / len(fids), "is": sum(iss) / len(iss) if iss else None, "seeds": len(records),
+                "images": min(r["num_images"] for r in records), "device": records[0]["device"]}
+
+
+def cell(ours, paper, fmt: str = "{:.2f}", tag: str = "") -> str:
+    left = "—" if ours is None else fmt.format(ours) + tag
+    right = "—" if paper is None else fmt.format(paper)
+    return f"{left} / {right}"
+
+
+def quality_cells(q, paper_row) -> tuple[str, str]:
+    if q is None:
+        return cell(None, paper_row.get("fid")), cell(None, paper_row.get("is"), "{:.1f}")
+    tag = "" if q["images"] >= FULL_EVAL else f" (n={q['images']})"
+    return cell(q["fid"], paper_row.get("fid"), tag=tag), cell(q["is"], paper_row.get("is"), "{:.1f}")
+
+
+def header(title: str, columns: list[str]) -> list[str]:
+    return [f"# {title}", "", "Each cell: **ours / paper**. Ours: FLOPs counted on the real modules "
+            "(`scripts/bench_flops.py`); latency measured by `scripts/bench_latency.py` on the device named below; "
+            "FID/IS from `scripts/generate.py` runs (`(n=...)` marks fewer than 50,000 images). Paper: copied from "
+            "arXiv 2510.17171 for comparison. — : not measured here.", "",
+            "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
+def table1(m: Measured, paper: dict) -> tuple[list[str], list[dict]]:
+    lines = header("Table 1: MAR on ImageNet 256 (class-conditional)",
+                   ["model", "block", "method", "sampler", "GPU latency (s)", "CPU latency (s)", "TFLOPs", "Speed",
+                    "FID", "IS"])
+    points, devices = [], set()
+    for model in MODEL_NAMES:
+        for block, method, config, overrides in TABLE1:
+            row = next((r for r in paper["table1"] if r["model"] == model and r["block"] == block
+                        and r["method"] == method), None)
+            if row is None:
+                continue
+            f = m.flops_row(model, config, overrides)
+            gpu, gpu_dev = m.latency_s(model, config, overrides, True)
+            cpu, cpu_dev = m.latency_s(model, config, overrides, False)
+            devices |= {d for d in (gpu_dev, cpu_dev) if d}
+            q = m.quality(model, config, overrides)
+            fid, is_ = quality_cells(q, row)
+            label = config + "".join(f" {k}={v}" for k, v in overrides.items())
+            lines.append(f"| {MODEL_NAMES[model]} | {block} | {method} | `{label}` | {cell(gpu, row['gpu_s'])} | "
+                         f"{cell(cpu, row['cpu_s'])} | {cell(f and f['tflops'], row['tflops'])} | "
+                         f"{cell(f and f['speed'], row['speed'])} | {fid} | {is_} |")
+            if q:
+                points.append({"model": model, "method": f"{method} ({block})", "speed": f and f["speed"], **q})
+    if config_missing := [c for _, _, c, _ in TABLE1 if c.startswith("lazymar")]:
+        lines += ["", f"LazyMAR (`{config_missing[0]}`) is not implemented yet: its cells show the paper only."]
+    lines += ["", "Latency devices: " + (", ".join(sorted(devices)) or "none measured yet"),
+              "FLOPs and Speed notes (DiSA's row is 24 AR steps, etc.): results/flops.md."]
+    return lines, points
+
+
+def table3(m: Measured, paper: dict) -> list[str]:
+    lines = header("Table 3: GtR* / GtR† / FTS ablation (MAR-H)",
+                   ["GtR*", "GtR†", "FTS", "sampler", "TFLOPs", "Speed", "FID", "IS"])
+    for row in paper["table3"]:
+        key = (row["gtr_star"], row["gtr_dagger"], row["fts"])
+        match = next(((c, o) for k, c, o in TABLE3 if k == key), None)
+        flags = " | ".join("✓" if v else "✗" for v in key)
+        if match is None:
+            lines.append(f"| {flags} | (schedule not given by the paper) | {cell(None, row['tflops'])} | "
+                         f"{cell(None, row['speed'])} | {cell(None, row['fid'])} | {cell(None, row['is'], '{:.1f}')} |")
+            continue
+        config, overrides = match
+        f = m.flops_row("mar_h", config, overrides)
+        fid, is_ = quality_cells(m.quality("mar_h", config, overrides), row)
+        label = config + "".join(f" {k}={v}" for k, v in overrides.items())
+        lines.append(f"| {flags} | `{label}` | {cell(f and f['tflops'], row['tflops'])} | "
+                     f"{cell(f and f['speed'], row['speed'])} | {fid} | {is_} |")
+    return lines
+
+
+def table4(m: Measured, paper: dict) -> list[str]:
+    lines = header("Table 4: FTS token selection (MAR-H)", ["method", "sampler", "TFLOPs", "Speed", "FID", "IS"])
+    for row in paper["table4"]:
+        config, overrides = TABLE4[row["method"]]
+        f = m.flops_row("mar_h", config, overrides)
+        fid, is_ = quality_cells(m.quality("mar_h", config, overrides), row)
+        label = config + "".join(f" {k}={v}" for k, v in overrides.items())
+        lines.append(f"| {row['method']} | `{label}` | {cell(f and f['tflops'], row['tflops'])} | "
+                     f"{cell(f and f['speed'], row['speed'])} | {fid} | {is_} |")
+    return lines
+
+
+def table5(m: Measured, paper: dict) -> list[str]:
+    lines = header("Table 5: token order (MAR-H)", ["order", "sampler", "FID", "IS"])
+    for row in paper["table5"]:
+        config, overrides = TABLE5[row["method"]]
+        fid, is_ = quality_cells(m.quality("mar_h", config, overrides), row)
+        lines.append(f"| {row['method']} | `{config}` | {fid} | {is_} |")
+    return lines
+
+
+def plot(points: list[dict], paper: dict, path: Path) -> None:
+    """FID against FLOPs speed-up: the paper's Table 1 points, and ours where measured."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for model, colour in zip(MODEL_NAMES, ("tab:blue", "tab:orange", "tab:green")):
+        rows = [r for r in paper["table1"] if r["model"] == model]
+        ax.scatter([r["speed"] for r in rows], [r["fid"] for r in rows], marker="o", facecolors="none",
+                   edgecolors=colour, label=f"{MODEL_NAMES[model]} (paper)")
+        ours = [p for p in points if p["model"] == model and p["speed"]]
+        if ours:
+            ax.scatter([p["speed"] for p in ours], [p["fid"] for p in ours], marker="*", s=80, color=colour,
+                       label=f"{MODEL_NAMES[model]} (ours)")
+    ax.set_xlabel("Speed (FLOPs ratio to 64 steps)")
+    ax.set_ylabel("FID-50k")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    ax.set_title("Table 1: quality against speed")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", nargs="+", default=[str(REPO / "generated" / "*" / "results.json"),
+                                                      str(REPO / "multirun" / "**" / "results.json"),
+                                                      str(RESULTS / "runs" / "*.json")])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    paper = json.loads((RESULTS / "paper_values.json").read_text())
+    measured = Measured(args.runs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    lines1, points = table1(measured, paper)
+    for name, lines in (("table1", lines1), ("table3", table3(measured, paper)), ("table4", table4(measured, paper)),
+                        ("table5", table5(measured, paper))):
+        (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
+    plot(points, paper, args.out / "table1_speed_fid.png")
+    print(f"wrote {', '.join(f'{n}.md' for n in ('table1', 'table3', 'table4', 'table5'))} and "
+          f"table1_speed_fid.png in {args.out} ({sum(len(v) for v in measured.runs.values())} scored runs)")
+
+
+if __name__ == "__main__":
+    main()

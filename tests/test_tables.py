@@ -1,0 +1,39 @@
+"""scripts/make_tables.py on a fixture of run records."""
+import importlib.util
+import json
+
+from conftest import REPO
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("make_tables", REPO / "scripts" / "make_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def record(model, config, sampler, fid, is_, n=50_000, seed=0):
+    return {"model": model, "sampler_config": config, "sampler": sampler, "seed": seed, "num_images": n,
+            "device": "cuda:0", "metrics": {"extractor": "inception-v3-compat", "fid": fid, "is": is_}}
+
+
+def test_tables_from_run_records(tmp_path):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    gtr16 = {"name": "gtr", "steps": [15, 2, 2], "fts": True, "fts_selection": "high"}
+    for seed, fid in ((0, 1.60), (1, 1.62)):
+        (runs / f"h_gtr_{seed}.json").write_text(json.dumps(record("mar_h", "gtr_16", gtr16, fid, 300.0, seed=seed)))
+    (runs / "h_nofts.json").write_text(json.dumps(record("mar_h", "gtr_16", {**gtr16, "fts": False}, 1.70, 299.0)))
+    (runs / "b_mar.json").write_text(json.dumps(record("mar_b", "mar", {"name": "mar", "num_iter": 64}, 2.40, 280.0,
+                                                       n=10_000)))
+    (runs / "unscored.json").write_text(json.dumps({**record("mar_l", "mar", {}, 0, 0), "metrics": {}}))
+    out = tmp_path / "tables"
+    load_script().main(["--runs", str(runs / "*.json"), "--out", str(out)])
+    t1 = (out / "table1.md").read_text()
+    assert "| MAR-H | 16 | +GtR (Ours) | `gtr_16` |" in t1 and "1.61 / 1.59" in t1 and "300.0 / 304.4" in t1
+    assert "2.40 (n=10000) / 2.32" in t1  # fewer than 50k images is flagged
+    assert "17.29 / 17.34" in t1  # FLOPs from results/flops.json
+    t3 = (out / "table3.md").read_text()
+    assert "| ✓ | ✓ | ✗ | `gtr_16 fts=False` |" in t3 and "1.70 / 1.65" in t3
+    assert "1.61 / 1.59" in (out / "table4.md").read_text() and "1.61 / 1.59" in (out / "table5.md").read_text()
+    assert (out / "table1_speed_fid.png").stat().st_size > 1000
