@@ -51,9 +51,13 @@ def batches_of_rank(num_images: int, batch_size: int, rank: int, world: int) -> 
 
 
 class Distributed:
-    """torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK), or a single process without it."""
+    """torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK), a SLURM job's tasks (submitit launcher), or a single
+    process."""
 
     def __init__(self, device: torch.device):
+        if "WORLD_SIZE" not in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+            from submitit.helpers import TorchDistributedEnvironment
+            TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self.device = device
@@ -88,6 +92,21 @@ def pack_npz(folder: Path, num_images: int, path: Path) -> Path:
     np.savez(tmp, arr_0=np.stack(arrays))
     os.replace(tmp, path)
     return path
+
+
+def log_to_wandb(cfg, record: dict, images_dir: Path) -> None:
+    """Config, metrics and a grid of the first images to wandb, when ``wandb.enabled``."""
+    from gtr.tracking import start_wandb
+    run = start_wandb(cfg, job_type="generate")
+    if run is None:
+        return
+    import wandb
+    first = [np.asarray(Image.open(images_dir / f"{i:05d}.png").convert("RGB"))
+             for i in range(min(64, record["num_images"]))]
+    run.log({**{f"metrics/{k}": v for k, v in record.get("metrics", {}).items() if isinstance(v, (int, float))},
+             "samples": [wandb.Image(a) for a in first]})
+    run.summary.update({"num_images": record["num_images"], "git_commit": record["git_commit"]})
+    run.finish()
 
 
 def generate(cfg, sampler_config: str | None = None) -> dict:
@@ -161,5 +180,6 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
         tmp = out / ".results.json.tmp"
         tmp.write_text(json.dumps(record, indent=1) + "\n")
         os.replace(tmp, out / "results.json")
+        log_to_wandb(cfg, record, images_dir)
     runtime.barrier()
     return record

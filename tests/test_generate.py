@@ -69,3 +69,29 @@ def test_bad_requests_are_one_line_errors(tmp_path):
     proc = run(tmp_path, "num_images=30")
     assert proc.returncode == 2 and "need 15 classes; mar_tiny has 10" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_hydra_sweep_writes_one_result_per_point(tmp_path):
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "generate.py"), "-m", *ARGS, "num_images=4",
+                           "seed=0,1", f"hydra.sweep.dir={tmp_path}", f"output_dir={tmp_path}/s${{seed}}", "npz=false"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seeds = sorted(json.loads((tmp_path / f"s{s}" / "results.json").read_text())["seed"] for s in (0, 1))
+    assert seeds == [0, 1]
+
+
+def test_slurm_launcher_config_composes():
+    from hydra import compose, initialize_config_dir
+    with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
+        cfg = compose("generate", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
+                      return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "gpu"
+    assert launcher.tasks_per_node == launcher.gpus_per_node == 8 and launcher.max_num_timeout == 3
+
+
+def test_wandb_logging_honours_wandb_mode(tmp_path):
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"}
+    proc = run(tmp_path / "out", "num_images=4", "wandb.enabled=true", env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
