@@ -133,6 +133,9 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
     if labels.max() >= cfg.model.num_classes:
         raise GtRError(f"{num_images} images at {cfg.images_per_class} per class need {labels.max() + 1} classes; "
                        f"{cfg.model.name} has {cfg.model.num_classes}: lower num_images or raise images_per_class")
+    if cfg.metrics.enabled:
+        from gtr.eval.metrics import preflight
+        preflight(cfg)
     model = load_model(cfg.model, cfg.weights, device)
     model.diffloss.clip_timestep = cfg.diffusion.clip_timestep
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)

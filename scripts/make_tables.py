@@ -161,24 +161,23 @@ def table3(m: Measured, paper: dict) -> list[str]:
             lines.append(f"| {flags} | (schedule not given by the paper) | {cell(None, row['tflops'])} | "
                          f"{cell(None, row['speed'])} | {cell(None, row['fid'])} | {cell(None, row['is'], '{:.1f}')} |")
             continue
-        config, overrides = match
-        f = m.flops_row("mar_h", config, overrides)
-        fid, is_ = quality_cells(m.quality("mar_h", config, overrides), row)
-        label = config + "".join(f" {k}={v}" for k, v in overrides.items())
-        lines.append(f"| {flags} | `{label}` | {cell(f and f['tflops'], row['tflops'])} | "
-                     f"{cell(f and f['speed'], row['speed'])} | {fid} | {is_} |")
+        lines.append(f"| {flags} | {mar_h_cells(m, row, *match)} |")
     return lines
+
+
+def mar_h_cells(m: Measured, row: dict, config: str, overrides: dict) -> str:
+    """The sampler, TFLOPs, Speed, FID and IS cells of a MAR-H ablation row."""
+    f = m.flops_row("mar_h", config, overrides)
+    fid, is_ = quality_cells(m.quality("mar_h", config, overrides), row)
+    label = config + "".join(f" {k}={v}" for k, v in overrides.items())
+    return (f"`{label}` | {cell(f and f['tflops'], row['tflops'])} | {cell(f and f['speed'], row['speed'])} | "
+            f"{fid} | {is_}")
 
 
 def table4(m: Measured, paper: dict) -> list[str]:
     lines = header("Table 4: FTS token selection (MAR-H)", ["method", "sampler", "TFLOPs", "Speed", "FID", "IS"])
     for row in paper["table4"]:
-        config, overrides = TABLE4[row["method"]]
-        f = m.flops_row("mar_h", config, overrides)
-        fid, is_ = quality_cells(m.quality("mar_h", config, overrides), row)
-        label = config + "".join(f" {k}={v}" for k, v in overrides.items())
-        lines.append(f"| {row['method']} | `{label}` | {cell(f and f['tflops'], row['tflops'])} | "
-                     f"{cell(f and f['speed'], row['speed'])} | {fid} | {is_} |")
+        lines.append(f"| {row['method']} | {mar_h_cells(m, row, *TABLE4[row['method']])} |")
     return lines
 
 

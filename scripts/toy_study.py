@@ -24,6 +24,7 @@ import torch
 from omegaconf import OmegaConf
 
 import gtr
+from gtr.data import FashionMNIST
 from gtr.eval.fashion import FashionExtractor, reference_statistics, score
 from gtr.eval.flops import FlopsCounter
 from gtr.eval.fid import extract
@@ -34,28 +35,28 @@ from gtr.tokenizers import to_uint8
 REPO = Path(__file__).resolve().parent.parent
 
 # (key, group, label, sampler config, overrides)
-ROWS = [
-    ("mar_32", "baseline", "MAR, 32 AR steps", "mar", {"num_iter": 32}),
+ROWS = [  # in the order they are run (the most informative first: the study resumes row by row)
     ("mar_16", "baseline", "MAR, 16 AR steps (reference)", "mar", {"num_iter": 16}),
-    ("mar_8", "baseline", "MAR, 8 AR steps", "mar", {"num_iter": 8}),
-    ("mar_4", "baseline", "MAR, 4 AR steps", "mar", {"num_iter": 4}),
-    ("gtr_13", "gtr", "GtR (8, 3, 2) = 13 steps", "gtr", {"steps": [8, 3, 2]}),
-    ("gtr_10", "gtr", "GtR (6, 2, 2) = 10 steps", "gtr", {"steps": [6, 2, 2]}),
     ("gtr_6", "gtr", "GtR rates 2.67/10.67/64 -> (4, 1, 1) = 6 steps", "gtr", {}),
-    ("gtr_star", "ablation", "GtR* only (constant 100 diffusion steps, GtR order)", "gtr",
-     {"steps": [6, 2, 2], "diffusion": "constant", "constant_steps": 100, "fts": False}),
+    ("gtr_10", "gtr", "GtR (6, 2, 2) = 10 steps", "gtr", {"steps": [6, 2, 2]}),
+    ("mar_8", "baseline", "MAR, 8 AR steps", "mar", {"num_iter": 8}),
     ("gtr_dagger", "ablation", "GtR† only (stage-aware steps, random order)", "gtr",
      {"steps": [6, 2, 2], "token_order": "random", "fts": False}),
+    ("gtr_star", "ablation", "GtR* only (constant 100 diffusion steps, GtR order)", "gtr",
+     {"steps": [6, 2, 2], "diffusion": "constant", "constant_steps": 100, "fts": False}),
     ("gtr_no_fts", "ablation", "GtR without FTS", "gtr", {"steps": [6, 2, 2], "fts": False}),
+    ("gtr_13", "gtr", "GtR (8, 3, 2) = 13 steps", "gtr", {"steps": [8, 3, 2]}),
+    ("mar_32", "baseline", "MAR, 32 AR steps", "mar", {"num_iter": 32}),
+    ("mar_4", "baseline", "MAR, 4 AR steps", "mar", {"num_iter": 4}),
+    ("disa_16", "baselines", "DiSA 50->5, 16 AR steps", "disa", {"num_iter": 16}),
+    ("halton_16", "baselines", "Halton, 16 AR steps", "halton", {"num_iter": 16}),
+    ("disa_8", "baselines", "DiSA 50->5, 8 AR steps", "disa", {"num_iter": 8}),
+    ("halton_8", "baselines", "Halton, 8 AR steps", "halton", {"num_iter": 8}),
     ("gtr_fts_random", "ablation", "FTS: random tokens", "gtr", {"steps": [6, 2, 2], "fts_selection": "random"}),
     ("gtr_fts_low", "ablation", "FTS: low-frequency tokens", "gtr", {"steps": [6, 2, 2], "fts_selection": "low"}),
     ("gtr_fts_all", "ablation", "FTS: all tokens (Full-Enhanced)", "gtr", {"steps": [6, 2, 2], "fts_selection": "all"}),
     ("order_raster", "order", "Table 5: raster order", "gtr", {"steps": [6, 2, 2], "token_order": "raster"}),
     ("order_subsample", "order", "Table 5: subsample order", "gtr", {"steps": [6, 2, 2], "token_order": "subsample"}),
-    ("halton_16", "baselines", "Halton, 16 AR steps", "halton", {"num_iter": 16}),
-    ("halton_8", "baselines", "Halton, 8 AR steps", "halton", {"num_iter": 8}),
-    ("disa_16", "baselines", "DiSA 50->5, 16 AR steps", "disa", {"num_iter": 16}),
-    ("disa_8", "baselines", "DiSA 50->5, 8 AR steps", "disa", {"num_iter": 8}),
 ]
 QUICK_ROWS = ["mar_16", "gtr_10", "gtr_dagger", "halton_8"]
 
@@ -139,9 +140,11 @@ def main() -> None:
     torch.set_grad_enabled(False)
     cfg = compose_config("model=mar_fmnist")
     model = load_model(cfg.model, cfg.weights, torch.device("cpu"))
+    model.diffloss.clip_timestep = cfg.diffusion.clip_timestep
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, torch.device("cpu"))
     extractor = FashionExtractor()
     reference = reference_statistics(extractor, "test", args.data_root)
+    reference_size = len(FashionMNIST("test", args.data_root))
     counter = FlopsCounter(model.config)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -150,9 +153,15 @@ def main() -> None:
     settings = {"samples": args.samples, "seeds": args.seeds}
     if state.get("settings") != settings:
         state = {"settings": settings, "rows": {}}
+    state["reference"] = f"the {reference_size} Fashion-MNIST test images"
     state["device"] = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    for key, group, label, name, overrides in ROWS:
-        if key not in keys or key in state["rows"]:
+    if args.figure3_images and "figure3" not in state:
+        state["figure3"] = figure3(model, tokenizer, extractor, args.figure3_images, 7, args.out)
+        write_json(json_path, state)
+    by_key = {r[0]: r for r in ROWS}
+    for key in keys:
+        _, group, label, name, overrides = by_key[key]
+        if key in state["rows"]:
             continue
         options = sampler_options(name, overrides)
         sampler = sampler_from_config(options)
@@ -162,13 +171,11 @@ def main() -> None:
             scores = score(images, labels, extractor, reference).as_dict()
             per_seed.append({"seed": seed, "cpu_s_per_image": seconds / args.samples, **scores})
             print(f"{key} seed {seed}: {per_seed[-1]}", flush=True)
-        flops = counter.sample(sampler).total
+        flops = counter.sample(sampler, cfg.diffusion.clip_timestep).total
         state["rows"][key] = {"group": group, "label": label, "sampler": options, "gflops": flops / 1e9,
                               "ar_steps": len(sampler.plan(7, 7)), "per_seed": per_seed}
         write_json(json_path, state)
-    if args.figure3_images and "figure3" not in state:
-        state["figure3"] = figure3(model, tokenizer, extractor, args.figure3_images, 7, args.out)
-        write_json(json_path, state)
+        report(state, args.out)  # partial results are readable while the study runs
     report(state, args.out)
 
 
@@ -183,7 +190,8 @@ def report(state: dict, out: Path) -> None:
     lines = ["# Toy study: the paper's claims on the Fashion-MNIST MAR (7x7 tokens)", "",
              f"Measured here: `python scripts/toy_study.py` on {state['device']}; {state['settings']['samples']} "
              f"samples per row and seed, seeds {state['settings']['seeds']}; mean ± std over seeds. FID/IS: the "
-             "analogues from the shipped Fashion-MNIST classifier's features/logits (FID vs the 10k test images); "
+             "analogues from the shipped Fashion-MNIST classifier's features/logits (FID vs "
+             f"{state.get('reference', 'the test split')}); "
              "accuracy: the classifier's agreement with the requested class. Speed: FLOPs ratio to the 16-step "
              "baseline (counted) and CPU-time ratio (measured in the same run).", "",
              "| group | method | AR steps | GFLOPs/img | speed (FLOPs) | speed (CPU time) | FID (fmnist) | IS (fmnist) | accuracy |",
@@ -196,6 +204,7 @@ def report(state: dict, out: Path) -> None:
         lines.append(f"| {row['group']} | {row['label']} | {row['ar_steps']} | {row['gflops']:.3f} | {speed:.2f}x | "
                      f"{cpu_speed:.2f}x | {fid[0]:.2f} ± {fid[1]:.2f} | {is_[0]:.2f} ± {is_[1]:.2f} | "
                      f"{acc[0]:.3f} ± {acc[1]:.3f} |")
+    lines += ["", "## The paper's claims at this scale", ""] + claims(state)
     if "figure3" in state:
         f3 = state["figure3"]
         lines += ["", "## Figure 3: what a half-decoded image pins down", "",
@@ -207,6 +216,67 @@ def report(state: dict, out: Path) -> None:
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     plot(rows, out)
     print("\n".join(lines))
+
+
+def compare(rows: dict, a: str, b: str, metric: str, lower_is_better: bool) -> str | None:
+    """'better', 'worse' or 'equal within error' for row a against row b (difference beyond the two seed stds)."""
+    if a not in rows or b not in rows:
+        return None
+    (ma, sa), (mb, sb) = _stat(rows[a]["per_seed"], metric), _stat(rows[b]["per_seed"], metric)
+    if abs(ma - mb) <= sa + sb:
+        return "equal within error"
+    return "better" if (ma < mb) == lower_is_better else "worse"
+
+
+def claims(state: dict) -> list[str]:
+    """Each claim of the paper restated for the toy model, with the verdict the measured rows give (or 'not
+    measured yet')."""
+    rows = state["rows"]
+    out = []
+
+    def verdict(text: str, pairs: list[tuple[str, str]], expect: set[str]) -> None:
+        found = []
+        for a, b in pairs:
+            fid = compare(rows, a, b, "fid_fmnist", True)
+            acc = compare(rows, a, b, "accuracy", False)
+            if fid is None:
+                found = None
+                break
+            found.append(f"{a} vs {b}: FID {fid}, accuracy {acc}")
+        if found is None:
+            out.append(f"- {text}: **not measured yet**.")
+            return
+        holds = all(f.split("FID ")[1].split(",")[0] in expect for f in found)
+        out.append(f"- {text}: **{'holds' if holds else 'does not hold'}** ({'; '.join(found)}).")
+
+    if "mar_16" in rows and "gtr_10" in rows:
+        speed = rows["mar_16"]["gflops"] / rows["gtr_10"]["gflops"]
+        verdict(f"GtR keeps the baseline's quality at {speed:.1f}x fewer FLOPs", [("gtr_10", "mar_16")],
+                {"equal within error", "better"})
+    else:
+        out.append("- GtR keeps the baseline's quality at a fraction of the FLOPs: **not measured yet**.")
+    verdict("GtR beats step reduction at a similar or higher speed-up", [("gtr_6", "mar_4"), ("gtr_10", "mar_8")],
+            {"better", "equal within error"})
+    verdict("GtR beats the schedule baselines (DiSA, Halton) at similar FLOPs", [("gtr_10", "disa_16"),
+                                                                                  ("gtr_6", "disa_8")],
+            {"better", "equal within error"})
+    verdict("The GtR order matters (GtR† with a random order is worse)", [("gtr_no_fts", "gtr_dagger")], {"better"})
+    verdict("FTS helps (high-frequency selection beats none / random / low)",
+            [("gtr_10", "gtr_no_fts"), ("gtr_10", "gtr_fts_random"), ("gtr_10", "gtr_fts_low")], {"better"})
+    verdict("Table 5: the GtR order beats raster and subsample orders", [("gtr_10", "order_raster"),
+                                                                         ("gtr_10", "order_subsample")], {"better"})
+    if "figure3" in state:
+        f3 = state["figure3"]
+        c, b = f3["checkerboard"], f3["block"]
+        smaller = c["pixel_std_mean"] + 2 * c["pixel_std_sem"] < b["pixel_std_mean"] - 2 * b["pixel_std_sem"]
+        out.append(f"- Figure 3: a spread-out (checkerboard) half pins the image down more than a contiguous half: "
+                   f"**{'holds' if smaller else 'does not hold'}** (pixel std across seeds {c['pixel_std_mean']:.4f} "
+                   f"vs {b['pixel_std_mean']:.4f}).")
+    else:
+        out.append("- Figure 3 (checkerboard vs block): **not measured yet**.")
+    out.append("")
+    out.append("'equal within error': the means differ by less than the sum of the two seed standard deviations.")
+    return out
 
 
 def plot(rows: dict, out: Path) -> None:

@@ -47,3 +47,22 @@ def run_env() -> dict:
     env = dict(os.environ, GTR_OFFLINE="1")
     env.pop("HYDRA_FULL_ERROR", None)
     return env
+
+
+def write_random_inception(root: Path) -> Path:
+    """torch-fidelity's Inception-v3 with random weights, saved where the resolver looks
+    (``<root>/inception/weights-inception-2015-12-05-6726825d.pth``): the real file layout, built without its
+    download."""
+    import torch_fidelity.feature_extractor_inceptionv3 as tfi
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.setattr(tfi, "load_state_dict_from_url", lambda *a, **k: {})
+        mp.setattr(tfi.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None)
+        torch.manual_seed(0)
+        layout = tfi.FeatureExtractorInceptionV3("x", ["2048"]).state_dict()
+    finally:
+        mp.undo()
+    path = root / "inception" / "weights-inception-2015-12-05-6726825d.pth"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(layout, path)
+    return path

@@ -20,7 +20,7 @@ def sample_cli(*overrides: str) -> subprocess.CompletedProcess:
 
 def test_tiny_model_end_to_end(tmp_path):
     out = tmp_path / "out"
-    run = sample_cli("sampler.num_iter=4", "sampler.diffusion_steps=5", "classes=[1,7,3]", "images_per_class=2",
+    run = sample_cli("model=mar_tiny", "sampler=mar", "sampler.num_iter=4", "sampler.diffusion_steps=5", "classes=[1,7,3]", "images_per_class=2",
                      "batch_size=4", f"output_dir={out}")
     assert run.returncode == 0, run.stderr[-3000:]
     pngs = sorted((out / "images").glob("*.png"))
@@ -30,7 +30,7 @@ def test_tiny_model_end_to_end(tmp_path):
     assert grid.shape[0] > 3 * 256 and grid.shape[1] > 2 * 256  # 3 labelled rows of 2
     assert "num_iter: 4" in (out / "config.yaml").read_text()
     # the same seed gives the same files whatever the batch size
-    again = sample_cli("sampler.num_iter=4", "sampler.diffusion_steps=5", "classes=[1,7,3]", "images_per_class=2",
+    again = sample_cli("model=mar_tiny", "sampler=mar", "sampler.num_iter=4", "sampler.diffusion_steps=5", "classes=[1,7,3]", "images_per_class=2",
                        "batch_size=5", f"output_dir={tmp_path / 'again'}")
     assert again.returncode == 0, again.stderr[-3000:]
     for p in pngs:
@@ -67,7 +67,7 @@ def test_official_layout_mar_b_and_kl16_give_a_grid(tmp_path):
 
 def compose(*overrides: str):
     with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
-        return hydra_compose("sample", overrides=["progress=false", *overrides])
+        return hydra_compose("sample", overrides=["progress=false", "model=mar_tiny", "sampler=mar", *overrides])
 
 
 def in_process_error(capsys, *overrides: str) -> str:
@@ -92,3 +92,16 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert "cannot write to output folder" in in_process_error(capsys, f"output_dir={blocker / 'sub'}")
     if not torch.cuda.is_available():
         assert "no CUDA GPU is visible" in in_process_error(capsys, "device=cuda", out)
+
+
+def test_default_command_samples_the_shipped_model_with_gtr(tmp_path):
+    """The README's first command, as a user runs it (output folder redirected)."""
+    out = tmp_path / "out"
+    run = sample_cli(f"output_dir={out}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    config = (out / "config.yaml").read_text()
+    assert "name: mar_fmnist" in config and "name: gtr" in config
+    pngs = sorted((out / "images").glob("*.png"))
+    assert len(pngs) == 80 and np.asarray(Image.open(pngs[0])).shape == (28, 28, 3)
+    grid = np.asarray(Image.open(out / "grid.png"))
+    assert grid.shape[0] > 10 * 84  # 10 labelled rows of 3x-enlarged tiles

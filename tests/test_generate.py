@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, write_random_inception
 
 ARGS = ["model=mar_tiny", "sampler=mar", "sampler.num_iter=4", "sampler.diffusion_steps=3", "num_images=12",
         "batch_size=4", "images_per_class=2", "metrics.enabled=false", "progress=false"]
@@ -95,3 +95,19 @@ def test_wandb_logging_honours_wandb_mode(tmp_path):
     proc = run(tmp_path / "out", "num_images=4", "wandb.enabled=true", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert list((tmp_path / "wandb").glob("offline-run-*"))
+
+
+def test_scores_fid_and_is_with_the_real_inception_code_path(tmp_path):
+    """torchrun with 2 processes, then rank 0 scores the folder with torch-fidelity's Inception-v3 (random weights
+    in the real layout) against a statistics file."""
+    write_random_inception(tmp_path / "weights")
+    stats = tmp_path / "ref.npz"
+    np.savez(stats, mu=np.zeros(2048), sigma=np.eye(2048))
+    proc = run(tmp_path / "out", "metrics.enabled=true", f"metrics.reference={stats}", f"weights.root={tmp_path / 'weights'}",
+               launcher=(sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    metrics = json.loads((tmp_path / "out" / "results.json").read_text())["metrics"]
+    assert metrics["extractor"] == "inception-v3-compat" and metrics["fid"] > 0 and metrics["is"] >= 1.0
+    missing = run(tmp_path / "out2", "metrics.enabled=true", f"metrics.reference={tmp_path / 'none.npz'}",
+                  f"weights.root={tmp_path / 'weights'}")
+    assert missing.returncode == 2 and "statistics" in missing.stderr and "Traceback" not in missing.stderr

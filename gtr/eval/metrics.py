@@ -47,6 +47,21 @@ def reference_stats(reference: str, extractor, cfg) -> dict[str, np.ndarray]:
     return load_statistics(path)
 
 
+def preflight(cfg) -> None:
+    """Fail before any image is generated when the scoring inputs are missing (one-line errors)."""
+    reference = cfg.metrics.reference
+    if reference is None:
+        reference_stats(None, None, cfg)
+    if not str(reference).startswith("fashion_mnist:") and not Path(reference).is_dir():
+        load_statistics(reference)
+    if cfg.metrics.extractor == "inception":
+        from gtr.eval.inception import INCEPTION
+        from gtr.weights import resolve
+        resolve(INCEPTION, cfg.metrics.get("inception"), cfg.weights.root, cfg.weights.download)
+    elif cfg.metrics.extractor != "fmnist":
+        make_extractor(cfg.metrics.extractor, cfg, torch.device("cpu"))
+
+
 def score_folder(folder: Path, num_images: int, labels: np.ndarray, cfg, device: torch.device) -> dict:
     extractor = make_extractor(cfg.metrics.extractor, cfg, device)
     reference = reference_stats(cfg.metrics.reference, extractor, cfg)
