@@ -1,13 +1,13 @@
-"""Regenerate results/table1.md, table3.md, table4.md, table5.md (and a speed-quality plot) from what has been
+"""Regenerate results/table1.md ... table5.md (and a speed-quality plot) from what has been
 measured, each cell beside the paper's value and labelled by where it comes from.
 
     python scripts/make_tables.py [--runs 'generated/*/results.json' 'multirun/**/results.json']
 
 Sources: FLOPs from results/flops.json (``scripts/bench_flops.py``: counted on the real modules), latency from
 results/latency_*.json (``scripts/bench_latency.py``: the device is named in the file), FID/IS from the
-results.json of ``scripts/generate.py`` runs (50k images on ImageNet; smaller runs are flagged), paper values
-from results/paper_values.json. A cell reads "ours / paper"; "—" where nothing was measured. Table 2 (LightGen,
-GenEval) comes with the text-to-image pipeline.
+results.json of ``scripts/generate.py`` runs (50k images on ImageNet; smaller runs are flagged), GenEval scores
+from run records with a ``geneval`` field (the text-to-image pipeline writes them), paper values from
+results/paper_values.json. A cell reads "ours / paper"; "—" where nothing was measured.
 """
 from __future__ import annotations
 
@@ -64,10 +64,11 @@ class Measured:
             for row in data["rows"]:
                 self.latency.append({**row, "model": data["model"], "device": data["device"],
                                      "gpu": "cpu" not in path.stem, "batch": data["batch"]})
-        self.runs = {}
+        self.runs, self.all_records = {}, []
         for pattern in run_globs:
             for path in sorted(glob.glob(pattern, recursive=True)):
                 record = json.loads(Path(path).read_text())
+                self.all_records.append(record)
                 if record.get("metrics") and record.get("sampler_config"):
                     key = (record["model"], record["sampler_config"])
                     self.runs.setdefault(key, []).append(record)
@@ -150,6 +151,29 @@ def table1(m: Measured, paper: dict) -> tuple[list[str], list[dict]]:
     return lines, points
 
 
+GENEVAL_TASKS = ["single_object", "two_object", "colors", "counting", "position", "color_attr", "overall"]
+TABLE2 = {("32", "LightGen, 32"): "lightgen_32", ("16", "+Step=16"): "lightgen_16", ("16", "+LazyMAR"): "lazymar",
+          ("16", "+GtR (Ours)"): "gtr_lightgen", ("12", "+Step=12"): "lightgen_12", ("12", "+LazyMAR"): "lazymar_12",
+          ("12", "+GtR (Ours)"): "gtr_lightgen_12"}
+
+
+def table2(m: Measured, paper: dict) -> list[str]:
+    """LightGen at 512 px on GenEval: ours from run records of model lightgen holding a ``geneval`` dict."""
+    lines = header("Table 2: LightGen 512 px on GenEval", ["block", "method", "sampler", "Speed", *GENEVAL_TASKS])
+    for row in paper["table2"]:
+        config = TABLE2.get((row["block"], row["method"]))
+        if config is None:
+            continue  # other models of the table (SD, LlamaGen): paper-only, not reproduced here
+        records = [r for r in m.all_records if r.get("model") == "lightgen" and r.get("sampler_config") == config
+                   and r.get("geneval")]
+        ours = records[0]["geneval"] if records else {}
+        cells = " | ".join(cell(ours.get(t), row[t]) for t in GENEVAL_TASKS)
+        lines.append(f"| {row['block']} | {row['method']} | `{config}` | {cell(None, row['speed'])} | {cells} |")
+    lines += ["", "GenEval with the project's pip-installable scorer is labelled \"GenEval (HF detector)\" in the run "
+              "records when the hub detector was used; no LightGen run has been scored here yet."]
+    return lines
+
+
 def table3(m: Measured, paper: dict) -> list[str]:
     lines = header("Table 3: GtR* / GtR† / FTS ablation (MAR-H)",
                    ["GtR*", "GtR†", "FTS", "sampler", "TFLOPs", "Speed", "FID", "IS"])
@@ -226,11 +250,11 @@ def main(argv=None) -> None:
     measured = Measured(args.runs)
     args.out.mkdir(parents=True, exist_ok=True)
     lines1, points = table1(measured, paper)
-    for name, lines in (("table1", lines1), ("table3", table3(measured, paper)), ("table4", table4(measured, paper)),
+    for name, lines in (("table1", lines1), ("table2", table2(measured, paper)), ("table3", table3(measured, paper)), ("table4", table4(measured, paper)),
                         ("table5", table5(measured, paper))):
         (args.out / f"{name}.md").write_text("\n".join(lines) + "\n")
     plot(points, paper, args.out / "table1_speed_fid.png")
-    print(f"wrote {', '.join(f'{n}.md' for n in ('table1', 'table3', 'table4', 'table5'))} and "
+    print(f"wrote {', '.join(f'{n}.md' for n in ('table1', 'table2', 'table3', 'table4', 'table5'))} and "
           f"table1_speed_fid.png in {args.out} ({sum(len(v) for v in measured.runs.values())} scored runs)")
 
 

@@ -37,3 +37,5 @@ def test_tables_from_run_records(tmp_path):
     assert "| ✓ | ✓ | ✗ | `gtr_16 fts=False` |" in t3 and "1.70 / 1.65" in t3
     assert "1.61 / 1.59" in (out / "table4.md").read_text() and "1.61 / 1.59" in (out / "table5.md").read_text()
     assert (out / "table1_speed_fid.png").stat().st_size > 1000
+    t2 = (out / "table2.md").read_text()
+    assert "| 16 | +GtR (Ours) | `gtr_lightgen` | — / 3.32 |" in t2 and "— / 0.56" in t2
