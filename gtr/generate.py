@@ -27,8 +27,8 @@ from tqdm.auto import tqdm
 from gtr import sample
 from gtr.errors import GtRError
 from gtr.images import save_png
-from gtr.pipeline import (REPO_ROOT, check_writable, load_image_tokenizer, load_model, resolve_device,
-                          sampler_from_config)
+from gtr.pipeline import (REPO_ROOT, check_writable, load_configured_model, load_image_tokenizer,
+                          resolve_device, sampler_from_config)
 from gtr.sampling.executor import autocast
 from gtr.sampling.schedule import check_plan
 from gtr.tokenizers import to_uint8
@@ -136,8 +136,7 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
     if cfg.metrics.enabled:
         from gtr.eval.metrics import preflight
         preflight(cfg)
-    model = load_model(cfg.model, cfg.weights, device)
-    model.diffloss.clip_timestep = cfg.diffusion.clip_timestep
+    model = load_configured_model(cfg, device)
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
     check_plan(sampler.plan(model.seq_h, model.seq_w), model.seq_len, sampler.name)
     if runtime.rank == 0:

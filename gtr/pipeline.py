@@ -47,6 +47,14 @@ def load_model(model_cfg: Mapping[str, Any], weights_cfg: Mapping[str, Any], dev
                     download=weights_cfg["download"], ema=model_cfg.get("ema", True), device=device, **hparams)
 
 
+def load_configured_model(cfg, device: torch.device) -> MAR:
+    """The model of a script's config, with the config's diffusion settings applied (``diffusion.clip_timestep``,
+    which defaults to the model's own)."""
+    model = load_model(cfg.model, cfg.weights, device)
+    model.diffloss.clip_timestep = cfg.diffusion.clip_timestep
+    return model
+
+
 def load_image_tokenizer(tok_cfg: Mapping[str, Any], weights_cfg: Mapping[str, Any],
                          device: torch.device) -> LatentTokenizer:
     if tok_cfg.get("random_init") and not tok_cfg.get("checkpoint"):
@@ -98,8 +106,7 @@ def sample_to_folder(cfg) -> Path:
     if cfg.rng not in RNG_MODES:
         raise GtRError(f"unknown rng mode {cfg.rng!r}: choose one of {', '.join(RNG_MODES)}")
     autocast(device, cfg.precision)  # validates the precision name
-    model = load_model(cfg.model, cfg.weights, device)
-    model.diffloss.clip_timestep = cfg.diffusion.clip_timestep
+    model = load_configured_model(cfg, device)
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
     labels = np.repeat(np.asarray(classes, dtype=np.int64), cfg.images_per_class)  # row-major grid, a row per class
     # Fail on bad labels or a plan that does not fit the grid before any work is done.

@@ -28,7 +28,7 @@ from gtr.data import FashionMNIST
 from gtr.eval.fashion import FashionExtractor, reference_statistics, score
 from gtr.eval.flops import FlopsCounter
 from gtr.eval.fid import extract
-from gtr.pipeline import compose_config, load_image_tokenizer, load_model, sampler_from_config
+from gtr.pipeline import compose_config, load_configured_model, load_image_tokenizer, sampler_from_config
 from gtr.sampling.completion import CompletionSampler, checkerboard_mask, block_mask
 from gtr.tokenizers import to_uint8
 
@@ -139,8 +139,7 @@ def main() -> None:
 
     torch.set_grad_enabled(False)
     cfg = compose_config("model=mar_fmnist")
-    model = load_model(cfg.model, cfg.weights, torch.device("cpu"))
-    model.diffloss.clip_timestep = cfg.diffusion.clip_timestep
+    model = load_configured_model(cfg, torch.device("cpu"))
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, torch.device("cpu"))
     extractor = FashionExtractor()
     reference = reference_statistics(extractor, "test", args.data_root)

@@ -15,7 +15,7 @@ from gtr.data import FashionMNIST, fashion_mnist, read_idx
 from gtr.errors import GtRError
 from gtr.eval.fashion import FashionExtractor, load_classifier, reference_statistics, score
 from gtr.eval.fid import frechet_distance, inception_score, load_statistics, save_statistics, statistics
-from gtr.pipeline import compose_config, load_image_tokenizer, load_model, sampler_from_config
+from gtr.pipeline import compose_config, load_configured_model, load_image_tokenizer, sampler_from_config
 
 SUBSET = DATA / "fashion_mnist_subset"
 
@@ -113,8 +113,7 @@ def test_shipped_models_generate_recognisable_classes():
     requested class of most samples (the toy study measures ~the same on 1000s of samples)."""
     cfg = compose_config()
     assert cfg.model.name == "mar_fmnist" and cfg.sampler.name == "gtr"
-    model = load_model(cfg.model, cfg.weights, torch.device("cpu"))
-    model.diffloss.clip_timestep = cfg.diffusion.clip_timestep
+    model = load_configured_model(cfg, torch.device("cpu"))
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, torch.device("cpu"))
     sampler = sampler_from_config(dict(cfg.sampler))
     labels = torch.arange(40) % 10
