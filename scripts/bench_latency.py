@@ -1,16 +1,19 @@
 """Latency of samplers side by side in one process, beside their FLOPs speedups.
 
     python scripts/bench_latency.py                                   # MAR-B, batch 1, CPU: mar (64) vs gtr_16
-    python scripts/bench_latency.py --model mar_h --batch 64 --precision bf16 --samplers mar gtr_16 gtr_8
+    python scripts/bench_latency.py --models mar_b mar_l mar_h --batch 64 --precision bf16 \
+        --samplers mar mar_16 halton disa gtr_16 mar_8 halton_8 disa_8 gtr_8
 
 Random weights (latency does not depend on them); the same labels and seed for every sampler; timing includes the
-transformer and diffusion head, not the VAE. Writes results/latency_<device>.{json,md}. The first sampler is the
-reference of the speedup columns.
+transformer and diffusion head, not the VAE. Writes results/latency_<device>_<model>_<precision>_b<batch>.{json,md}
+per model (latency per image = batch time / batch, and on CUDA the peak memory of each sampler). The first sampler
+is the reference of the speedup columns.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -28,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="mar_b", choices=sorted(PRESETS))
+    parser.add_argument("--models", nargs="+", default=["mar_b"], choices=sorted(PRESETS))
     parser.add_argument("--samplers", nargs="+", default=["mar", "gtr_16"], help="configs/sampler names")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
@@ -37,19 +40,34 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
+    for model_name in args.models:
+        bench(model_name, args, device)
 
-    model = gtr.build_mar(args.model, seed=0, device=device)
+
+def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> None:
+    model = gtr.build_mar(model_name, seed=0, device=device)
     model.diffloss.clip_timestep = args.clip_timestep
-    counter = FlopsCounter(PRESETS[args.model])
+    counter = FlopsCounter(PRESETS[model_name])
     labels = torch.arange(args.batch) % model.config.class_num
     samplers, flops = {}, {}
     for name in args.samplers:
-        options = OmegaConf.to_container(compose_config(f"model={args.model}", f"sampler={name}").sampler, resolve=True)
+        options = OmegaConf.to_container(compose_config(f"model={model_name}", f"sampler={name}").sampler,
+                                         resolve=True)
         samplers[name] = sampler_from_config(options)
         flops[name] = counter.sample(samplers[name], args.clip_timestep).total
-    methods = {name: (lambda s=s: gtr.sample(model, s, labels, seed=0, precision=args.precision))
-               for name, s in samplers.items()}
-    times, _ = time_interleaved(methods, args.repeats, device)
+    peak = {}
+
+    def method(name: str):
+        def run():
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            out = gtr.sample(model, samplers[name], labels, seed=0, precision=args.precision)
+            if device.type == "cuda":
+                peak[name] = torch.cuda.max_memory_allocated(device) / 2**30
+            return out
+        return run
+
+    times, _ = time_interleaved({name: method(name) for name in args.samplers}, args.repeats, device)
 
     reference = args.samplers[0]
     rows = []
@@ -57,29 +75,34 @@ def main() -> None:
         stats = summary(times[name])
         measured = summary(times[reference])["median_s"] / stats["median_s"]
         flops_speedup = flops[reference] / flops[name]
-        rows.append({"sampler": name, **stats, "tflops_per_image": flops[name] / 1e12,
-                     "speedup_measured": measured, "speedup_flops": flops_speedup,
-                     "measured_over_flops": measured / flops_speedup})
+        rows.append({"sampler": name, **stats, "s_per_image": stats["median_s"] / args.batch,
+                     "tflops_per_image": flops[name] / 1e12, "speedup_measured": measured,
+                     "speedup_flops": flops_speedup, "measured_over_flops": measured / flops_speedup,
+                     "peak_memory_gib": peak.get(name)})
     tag = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device).replace(" ", "_").lower()
-    result = {"command": " ".join(["python", Path(__file__).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]]),
-              "device": device_name(device), "torch": torch.__version__, "model": args.model, "batch": args.batch,
-              "precision": args.precision, "clip_timestep": args.clip_timestep, "repeats": args.repeats,
-              "rows": rows}
-    out = REPO / "results" / f"latency_{tag}"
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    command = " ".join(["python", Path(__file__).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]])
+    result = {"command": command, "device": device_name(device), "torch": torch.__version__, "model": model_name,
+              "batch": args.batch, "precision": args.precision, "clip_timestep": args.clip_timestep,
+              "repeats": args.repeats, "rows": rows}
+    out = REPO / "results" / f"latency_{tag}_{model_name}_{args.precision}_b{args.batch}"
+    memory = device.type == "cuda"
     lines = [
-        f"# Latency, {args.model}, batch {args.batch}, {args.precision} (measured)", "",
-        f"Command: `{result['command']}`  ", f"Device: {result['device']}, torch {torch.__version__}; random weights; "
+        f"# Latency, {model_name}, batch {args.batch}, {args.precision} (measured)", "",
+        f"Command: `{command}`  ", f"Device: {result['device']}, torch {torch.__version__}; random weights; "
         f"median of {args.repeats} repeats interleaved across samplers after one warm-up each; VAE not timed.", "",
-        f"| sampler | median s / batch | min | max | TFLOPs / image | speedup measured | speedup FLOPs | "
-        f"measured / FLOPs |", "|---|---|---|---|---|---|---|---|",
+        "| sampler | median s / batch | min | max | s / image | TFLOPs / image | speedup measured | speedup FLOPs | "
+        "measured / FLOPs |" + (" peak GiB |" if memory else ""), "|---|---|---|---|---|---|---|---|---|" + ("---|" if memory else ""),
     ]
     for r in rows:
         lines.append(f"| {r['sampler']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} | "
-                     f"{r['tflops_per_image']:.2f} | {r['speedup_measured']:.2f}x | {r['speedup_flops']:.2f}x | "
-                     f"{r['measured_over_flops']:.2f} |")
+                     f"{r['s_per_image']:.4f} | {r['tflops_per_image']:.2f} | {r['speedup_measured']:.2f}x | "
+                     f"{r['speedup_flops']:.2f}x | {r['measured_over_flops']:.2f} |"
+                     + (f" {r['peak_memory_gib']:.1f} |" if memory else ""))
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, out.with_suffix(".json"))
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print("\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

@@ -62,8 +62,10 @@ class Measured:
         for path in sorted(RESULTS.glob("latency_*.json")):
             data = json.loads(path.read_text())
             for row in data["rows"]:
-                self.latency.append({**row, "model": data["model"], "device": data["device"],
-                                     "gpu": "cpu" not in path.stem, "batch": data["batch"]})
+                per_image = row.get("s_per_image", row["median_s"] / data["batch"])
+                device = f"{data['device']} (batch {data['batch']}, {data.get('precision', 'fp32')})"
+                self.latency.append({**row, "s_per_image": per_image, "model": data["model"], "device": device,
+                                     "gpu": not path.stem.startswith("latency_cpu"), "batch": data["batch"]})
         self.runs, self.all_records = {}, []
         for pattern in run_globs:
             for path in sorted(glob.glob(pattern, recursive=True)):
@@ -77,10 +79,11 @@ class Measured:
         return self.flops.get((model, config, json.dumps(overrides, sort_keys=True)))
 
     def latency_s(self, model: str, config: str, overrides: dict, gpu: bool):
-        """Latency of a config as the latency benchmark runs it (its defaults: rows with overrides have none)."""
+        """Seconds per image of a config as the latency benchmark runs it (its defaults: rows with overrides have
+        none), from the first file in name order (one device, batch and precision per model and kind)."""
         rows = [r for r in self.latency if r["model"] == model and r["sampler"] == config and r["gpu"] == gpu
                 and not overrides]
-        return (rows[0]["median_s"], rows[0]["device"]) if rows else (None, None)
+        return (rows[0]["s_per_image"], rows[0]["device"]) if rows else (None, None)
 
     def quality(self, model: str, config: str, overrides: dict):
         """Mean FID and IS over the seeds of the runs of this config: the run's sampler options must agree with the

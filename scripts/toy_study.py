@@ -4,8 +4,9 @@
     python scripts/toy_study.py --quick              # reduced mode (tests): few samples, 2 seeds, 4 rows
 
 For every row (baseline at several AR step counts, GtR operating points and ablations, the schedule baselines,
-Table-5 orders): per-image FLOPs (counted), CPU time, and quality from the shipped classifier (FID analogue vs the
-test split, IS analogue, class accuracy), mean and std over seeds. Plus the Figure-3 experiment: half of each
+Table-5 orders): per-image FLOPs (counted), sampling time, and quality from the shipped classifier (FID analogue vs the
+test split, IS analogue, class accuracy), mean and std over seeds. ``--device cuda`` runs it on a GPU in minutes
+(its time column is then GPU time; the FLOPs column does not depend on the device). Plus the Figure-3 experiment: half of each
 image's tokens given as a checkerboard or as a contiguous block, the rest completed with 7 seeds; the spread across
 seeds says how much the given half pins down. Results are appended to results/toy_study.json after every row
 (re-running skips finished rows), then results/toy_study.md and PNG plots are written.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -27,6 +27,7 @@ import gtr
 from gtr.data import FashionMNIST
 from gtr.eval.fashion import FashionExtractor, reference_statistics, score
 from gtr.eval.flops import FlopsCounter
+from gtr.eval.latency import device_name
 from gtr.eval.fid import extract
 from gtr.pipeline import compose_config, load_configured_model, load_image_tokenizer, sampler_from_config
 from gtr.sampling.completion import CompletionSampler, checkerboard_mask, block_mask
@@ -77,8 +78,10 @@ def generate(model, tokenizer, sampler, count: int, seed: int, batch_size: int) 
         ids = list(range(start, min(count, start + batch_size)))
         t0 = time.perf_counter()
         latents = gtr.sample(model, sampler, labels[ids], seed=seed, image_ids=ids)
+        if latents.is_cuda:
+            torch.cuda.synchronize(latents.device)
         seconds += time.perf_counter() - t0
-        images.append(to_uint8(tokenizer.decode(latents)))
+        images.append(to_uint8(tokenizer.decode(latents)).cpu())
     return torch.cat(images), labels, seconds
 
 
@@ -96,12 +99,12 @@ def figure3(model, tokenizer, extractor, count: int, seeds: int, out: Path) -> d
     base = sampler_from_config(sampler_options("mar", {"num_iter": 16}))
     labels = torch.arange(count) % 10
     reference = model.patchify(gtr.sample(model, base, labels, seed=10_000))
-    reference_image = to_uint8(tokenizer.decode(model.unpatchify(reference[:1])))[0]
+    reference_image = to_uint8(tokenizer.decode(model.unpatchify(reference[:1])))[0].cpu()
     result, strips = {}, []
     for pattern, mask in (("checkerboard", checkerboard_mask(7, 7)), ("block", block_mask(7, 7))):
         completion = CompletionSampler(num_iter=8, diffusion_steps=base.diffusion_steps, cfg=base.cfg,
                                        given_tokens=reference, given=mask)
-        stack = torch.stack([to_uint8(tokenizer.decode(gtr.sample(model, completion, labels, seed=s)))
+        stack = torch.stack([to_uint8(tokenizer.decode(gtr.sample(model, completion, labels, seed=s))).cpu()
                              for s in range(seeds)])  # [S, N, 28, 28, 3]
         pixel_std = (stack[..., 0].double() / 255).std(dim=0).mean(dim=(1, 2))
         feature_std = torch.stack([extract(extractor, [images])[0] for images in stack]).std(dim=0).mean(dim=1)
@@ -126,6 +129,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="reduced mode: 40 samples, seeds 0 1, 4 rows")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "toy_study")
     parser.add_argument("--data-root", default=None, help="Fashion-MNIST folder (for the FID reference)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (timings are of this device)")
     args = parser.parse_args()
     quick = {"samples": 40, "seeds": [0, 1], "figure3_images": 10, "rows": QUICK_ROWS}
     full = {"samples": 1000, "seeds": [0, 1, 2], "figure3_images": 100, "rows": None}
@@ -139,8 +143,9 @@ def main() -> None:
 
     torch.set_grad_enabled(False)
     cfg = compose_config("model=mar_fmnist")
-    model = load_configured_model(cfg, torch.device("cpu"))
-    tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, torch.device("cpu"))
+    device = torch.device(args.device)
+    model = load_configured_model(cfg, device)
+    tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
     extractor = FashionExtractor()
     reference = reference_statistics(extractor, "test", args.data_root)
     reference_size = len(FashionMNIST("test", args.data_root))
@@ -149,11 +154,11 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     json_path = args.out.with_suffix(".json")
     state = json.loads(json_path.read_text()) if json_path.is_file() else {}
-    settings = {"samples": args.samples, "seeds": args.seeds}
-    if state.get("settings") != settings:
+    settings = {"samples": args.samples, "seeds": args.seeds, "device": device.type}
+    if {"device": "cpu", **state.get("settings", {})} != settings:  # a different device restarts the timings
         state = {"settings": settings, "rows": {}}
     state["reference"] = f"the {reference_size} Fashion-MNIST test images"
-    state["device"] = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    state["device"] = device_name(device)
     if args.figure3_images and "figure3" not in state:
         state["figure3"] = figure3(model, tokenizer, extractor, args.figure3_images, 7, args.out)
         write_json(json_path, state)
@@ -168,7 +173,7 @@ def main() -> None:
         for seed in args.seeds:
             images, labels, seconds = generate(model, tokenizer, sampler, args.samples, seed, args.batch_size)
             scores = score(images, labels, extractor, reference).as_dict()
-            per_seed.append({"seed": seed, "cpu_s_per_image": seconds / args.samples, **scores})
+            per_seed.append({"seed": seed, "s_per_image": seconds / args.samples, **scores})
             print(f"{key} seed {seed}: {per_seed[-1]}", flush=True)
         flops = counter.sample(sampler, cfg.diffusion.clip_timestep).total
         state["rows"][key] = {"group": group, "label": label, "sampler": options, "gflops": flops / 1e9,
@@ -192,16 +197,17 @@ def report(state: dict, out: Path) -> None:
              "analogues from the shipped Fashion-MNIST classifier's features/logits (FID vs "
              f"{state.get('reference', 'the test split')}); "
              "accuracy: the classifier's agreement with the requested class. Speed: FLOPs ratio to the 16-step "
-             "baseline (counted) and CPU-time ratio (measured in the same run).", "",
-             "| group | method | AR steps | GFLOPs/img | speed (FLOPs) | speed (CPU time) | FID (fmnist) | IS (fmnist) | accuracy |",
+             "baseline (counted) and sampling-time ratio on that device (measured in the same run; the VAE and "
+             "scoring not timed).", "",
+             "| group | method | AR steps | GFLOPs/img | speed (FLOPs) | speed (time) | FID (fmnist) | IS (fmnist) | accuracy |",
              "|---|---|---|---|---|---|---|---|---|"]
     for key, row in rows.items():
-        fid, is_, acc, cpu = (_stat(row["per_seed"], k) for k in ("fid_fmnist", "is_fmnist", "accuracy",
-                                                                   "cpu_s_per_image"))
+        fid, is_, acc, seconds = (_stat(row["per_seed"], k) for k in ("fid_fmnist", "is_fmnist", "accuracy",
+                                                                       "s_per_image"))
         speed = ref["gflops"] / row["gflops"] if ref else float("nan")
-        cpu_speed = _stat(ref["per_seed"], "cpu_s_per_image")[0] / cpu[0] if ref else float("nan")
+        time_speed = _stat(ref["per_seed"], "s_per_image")[0] / seconds[0] if ref else float("nan")
         lines.append(f"| {row['group']} | {row['label']} | {row['ar_steps']} | {row['gflops']:.3f} | {speed:.2f}x | "
-                     f"{cpu_speed:.2f}x | {fid[0]:.2f} ± {fid[1]:.2f} | {is_[0]:.2f} ± {is_[1]:.2f} | "
+                     f"{time_speed:.2f}x | {fid[0]:.2f} ± {fid[1]:.2f} | {is_[0]:.2f} ± {is_[1]:.2f} | "
                      f"{acc[0]:.3f} ± {acc[1]:.3f} |")
     lines += ["", "## The paper's claims at this scale", ""] + claims(state)
     if "figure3" in state:
