@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--clip-timestep", type=int, default=950, help="diffusion.clip_timestep (paper: 950)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--out-dir", type=Path, default=REPO / "results")
     args = parser.parse_args()
     device = torch.device(args.device)
     for model_name in args.models:
@@ -84,7 +85,8 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
     result = {"command": command, "device": device_name(device), "torch": torch.__version__, "model": model_name,
               "batch": args.batch, "precision": args.precision, "clip_timestep": args.clip_timestep,
               "repeats": args.repeats, "rows": rows}
-    out = REPO / "results" / f"latency_{tag}_{model_name}_{args.precision}_b{args.batch}"
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    out = args.out_dir / f"latency_{tag}_{model_name}_{args.precision}_b{args.batch}"
     memory = device.type == "cuda"
     lines = [
         f"# Latency, {model_name}, batch {args.batch}, {args.precision} (measured)", "",

@@ -65,7 +65,7 @@ class Measured:
                 per_image = row.get("s_per_image", row["median_s"] / data["batch"])
                 device = f"{data['device']} (batch {data['batch']}, {data.get('precision', 'fp32')})"
                 self.latency.append({**row, "s_per_image": per_image, "model": data["model"], "device": device,
-                                     "gpu": not path.stem.startswith("latency_cpu"), "batch": data["batch"]})
+                                     "gpu": not path.stem.startswith("latency_cpu"), "rows_in_file": len(data["rows"])})
         self.runs, self.all_records = {}, []
         for pattern in run_globs:
             for path in sorted(glob.glob(pattern, recursive=True)):
@@ -80,9 +80,10 @@ class Measured:
 
     def latency_s(self, model: str, config: str, overrides: dict, gpu: bool):
         """Seconds per image of a config as the latency benchmark runs it (its defaults: rows with overrides have
-        none), from the first file in name order (one device, batch and precision per model and kind)."""
-        rows = [r for r in self.latency if r["model"] == model and r["sampler"] == config and r["gpu"] == gpu
-                and not overrides]
+        none), from the file benchmarking the most samplers side by side for that model and kind (CPU or GPU), so a
+        table row's cells come from one run."""
+        rows = sorted((r for r in self.latency if r["model"] == model and r["sampler"] == config
+                       and r["gpu"] == gpu and not overrides), key=lambda r: -r["rows_in_file"])
         return (rows[0]["s_per_image"], rows[0]["device"]) if rows else (None, None)
 
     def quality(self, model: str, config: str, overrides: dict):

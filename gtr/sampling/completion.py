@@ -60,5 +60,5 @@ class CompletionSampler(MARSampler):
         if self.given_tokens.shape != (batch_size, num_tokens, dim):
             raise GtRError(f"given_tokens {tuple(self.given_tokens.shape)} do not fit a batch of {batch_size} images "
                            f"of {num_tokens} tokens of size {dim}")
-        known = self.given.expand(batch_size, -1)
+        known = self.given.to(self.given_tokens.device).expand(batch_size, -1)
         return torch.where(known[..., None], self.given_tokens, torch.zeros_like(self.given_tokens)), known
