@@ -148,8 +148,6 @@ def table1(m: Measured, paper: dict) -> tuple[list[str], list[dict]]:
                          f"{cell(f and f['speed'], row['speed'])} | {fid} | {is_} |")
             if q:
                 points.append({"model": model, "method": f"{method} ({block})", "speed": f and f["speed"], **q})
-    if config_missing := [c for _, _, c, _ in TABLE1 if c.startswith("lazymar")]:
-        lines += ["", f"LazyMAR (`{config_missing[0]}`) is not implemented yet: its cells show the paper only."]
     lines += ["", "Latency devices: " + (", ".join(sorted(devices)) or "none measured yet"),
               "FLOPs and Speed notes (DiSA's row is 24 AR steps, etc.): results/flops.md."]
     return lines, points

@@ -1,4 +1,5 @@
-"""The schedule-only baselines (step reduction, Halton, DiSA): their published numbers and that every config runs."""
+"""The acceleration baselines (step reduction, Halton, DiSA, LazyMAR): their published numbers and that every config
+runs; LazyMAR's caches (tests/test_lazymar.py)."""
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -58,7 +59,7 @@ def test_disa_other_strategies():
         build_sampler("disa", upper_steps=5, lower_steps=10)
 
 
-BASELINE_CONFIGS = ["mar_16", "mar_8", "halton", "halton_8", "disa", "disa_16", "disa_8"]
+BASELINE_CONFIGS = ["mar_16", "mar_8", "halton", "halton_8", "disa", "disa_16", "disa_8", "lazymar", "lazymar_8"]
 
 
 def test_every_baseline_has_a_config():

@@ -23,6 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gtr.models.diffusion import respaced_timesteps
 from gtr.models.mar import MAR, MARConfig
+from gtr.sampling.lazymar import HeadCache, LazyMARSampler, cached_decoder, cached_encoder, cached_head
 from gtr.sampling.rng import PerImageRNG
 from gtr.sampling.schedule import ARStep, Schedule, check_plan
 
@@ -117,6 +118,8 @@ class FlopsCounter:
         return self._component("diffusion_step", 0)(rows)
 
     def sample(self, schedule: Schedule, clip_timestep: int | None = None) -> Flops:
+        if isinstance(schedule, LazyMARSampler):
+            return self.sample_lazymar(schedule, clip_timestep)
         m = self.model
         plan = schedule.plan(m.seq_h, m.seq_w)
         check_plan(plan, m.seq_len, schedule.name)
@@ -130,6 +133,99 @@ class FlopsCounter:
                 evaluations = effective_diffusion_steps(num_steps, clip_timestep)
                 diffusion += evaluations * self.diffusion_step(halves * count)
             known += step.num_tokens
+        return Flops(float(encoder), float(decoder), float(diffusion))
+
+    # LazyMAR: its cached steps run the very functions the sampler runs (gtr.sampling.lazymar), here on meta tensors.
+    def _kv(self, length: int, layers: int) -> list[torch.Tensor]:
+        c = self.config
+        return [torch.empty(1, c.encoder_num_heads, length, c.encoder_embed_dim // c.encoder_num_heads, device="meta")
+                for _ in range(layers)]
+
+    def _count_cached_encoder(self, known: int, new: int) -> int:
+        m, c = self.model, self.config
+        tokens = torch.empty(1, new, m.token_dim, device="meta")
+        positions = torch.zeros(1, new, dtype=torch.long, device="meta")
+        cond = torch.empty(1, c.encoder_embed_dim, device="meta")
+        kv = self._kv(m.buffer_size + known - new, c.encoder_depth)
+        return count_flops(lambda: cached_encoder(m, tokens, positions, cond, kv, list(kv)))
+
+    def _count_cached_decoder(self, keep: int, prune_layer: int) -> int:
+        m, c = self.model, self.config
+        length = m.buffer_size + m.seq_len
+        x = torch.empty(1, length, c.decoder_embed_dim, device="meta")
+        kv = self._kv(length, c.decoder_depth)
+        forced = torch.zeros(1, 1, dtype=torch.long, device="meta")  # which positions are forced costs nothing
+        return count_flops(lambda: cached_decoder(m, x, kv, list(kv), forced, keep, prune_layer))
+
+    @functools.lru_cache(maxsize=None)
+    def _cached_encoder_fit(self):
+        """FLOPs(known, new) = a + b new + c known + d new known (queries: buffer + new; keys: buffer + known),
+        fitted exactly from four counts."""
+        f11, f12, f22, f23 = (self._count_cached_encoder(k, n) for n, k in ((1, 1), (1, 2), (2, 2), (2, 3)))
+        d = (f23 - f22) - (f12 - f11)
+        c = (f12 - f11) - d
+        b = f22 - f12 - 2 * d
+        a = f11 - b - c - d
+        return lambda known, new: a + b * new + c * known + d * new * known
+
+    @functools.lru_cache(maxsize=None)
+    def _cached_decoder_in_keep(self, prune_layer: int):
+        return quadratic_through(*(self._count_cached_decoder(1 + j, prune_layer) for j in range(3)))
+
+    def cached_encoder(self, known: int, new: int) -> int:
+        """One image's cached encoder pass: the buffer and ``new`` tokens as queries, ``known`` tokens cached."""
+        return self._cached_encoder_fit()(known, new)
+
+    def cached_decoder(self, keep: int, prune_layer: int) -> int:
+        """One image's cached decoder pass keeping ``keep`` positions after ``prune_layer``."""
+        return self._cached_decoder_in_keep(prune_layer)(keep - 1)
+
+    @functools.lru_cache(maxsize=None)
+    def _cached_head_in_rows(self, full: bool, recompute: bool, delta_blocks: tuple[int, ...]):
+        return quadratic_through(*(self._count_cached_head(1 + j, full, recompute, delta_blocks) for j in range(3)))
+
+    def cached_head(self, rows: int, full: bool, recompute: bool, delta_blocks: tuple[int, ...]) -> int:
+        return self._cached_head_in_rows(full, recompute, delta_blocks)(rows - 1)
+
+    def _count_cached_head(self, rows: int, full: bool, recompute: bool, delta_blocks: tuple[int, ...]) -> int:
+        """One diffusion-MLP evaluation of ``rows`` tokens under LazyMAR's head cache, counted as the official loop
+        runs it (time embedding per row, ``cond_embed`` at every step)."""
+        net, c = self.model.diffloss.net, self.config
+        x = torch.empty(rows, self.model.token_dim, device="meta")
+        t = torch.zeros(rows, dtype=torch.long, device="meta")  # one timestep per row, as the official loop
+        z = torch.empty(rows, c.encoder_embed_dim, device="meta")
+        cache = HeadCache()
+        if not full:
+            cache.mlp = {j: torch.empty(rows, c.diffloss_w, device="meta") for j in range(c.diffloss_d)}
+            cache.delta = dict(cache.mlp)
+        return count_flops(lambda: cached_head(net, x, t, net.cond_embed(z), cache, full, recompute, delta_blocks,
+                                               rows))
+
+    def sample_lazymar(self, schedule: LazyMARSampler, clip_timestep: int | None = None) -> Flops:
+        m = self.model
+        plan = schedule.plan(m.seq_h, m.seq_w)
+        check_plan(plan, m.seq_len, schedule.name)
+        halves = 2 if schedule.guided else 1
+        encoder = decoder = diffusion = 0
+        known, previous = 0, 0
+        for index, step in enumerate(plan):
+            if index == 0 or schedule.full_step(index):
+                encoder += self.encoder(halves, known)
+                decoder += self.decoder(halves, known)
+            else:
+                keep = schedule.keep_count(index, step.num_tokens, previous, m.buffer_size + m.seq_len)
+                encoder += self.cached_encoder(known, previous)
+                decoder += self.cached_decoder(keep, schedule.prune_layer)
+            for num_steps, count in diffusion_step_histogram(schedule, index, step, self.config.encoder_embed_dim):
+                total = effective_diffusion_steps(num_steps, clip_timestep)
+                if not schedule.head_cache:
+                    diffusion += total * self.diffusion_step(halves * count)
+                    continue
+                for i in range(total):
+                    full = schedule.head_full(i, total)
+                    diffusion += self.cached_head(halves * count if full else count, full,
+                                                  schedule.head_recompute(i, total), schedule.head_delta_blocks)
+            known, previous = known + step.num_tokens, step.num_tokens
         return Flops(float(encoder), float(decoder), float(diffusion))
 
 

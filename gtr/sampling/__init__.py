@@ -7,11 +7,12 @@ from gtr.errors import GtRError
 from gtr.sampling.baselines import DiSASampler, HaltonSampler
 from gtr.sampling.executor import run_schedule
 from gtr.sampling.gtr import GtRSampler
+from gtr.sampling.lazymar import LazyMARSampler
 from gtr.sampling.mar import MARSampler
 from gtr.sampling.schedule import ARStep, Schedule
 
 SAMPLERS: dict[str, type[Schedule]] = {"mar": MARSampler, "gtr": GtRSampler, "halton": HaltonSampler,
-                                       "disa": DiSASampler}
+                                       "disa": DiSASampler, "lazymar": LazyMARSampler}
 
 
 def build_sampler(name: str, **options) -> Schedule:
@@ -28,4 +29,4 @@ def build_sampler(name: str, **options) -> Schedule:
 
 
 __all__ = ["ARStep", "Schedule", "SAMPLERS", "build_sampler", "run_schedule", "GtRSampler", "MARSampler", "HaltonSampler",
-           "DiSASampler"]
+           "DiSASampler", "LazyMARSampler"]

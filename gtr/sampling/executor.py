@@ -5,7 +5,8 @@ when guided), then one diffusion-head run for all tokens of the batch that need 
 steps. There is no Python loop over tokens or images.
 
 The model contract (``MAR`` here, LightGen later): ``seq_h``, ``seq_w``, ``token_dim``, ``condition(c)``,
-``null_condition(B)``, ``forward(tokens, known, cond) -> z`` and a ``diffloss`` head with ``sample``.
+``null_condition(B)``, ``forward(tokens, known, cond) -> z`` and a ``diffloss`` head with ``sample``, called through
+the schedule's runner (:mod:`gtr.sampling.runner`), which LazyMAR replaces with its caching one.
 """
 from __future__ import annotations
 
@@ -57,13 +58,14 @@ def run_schedule(model: torch.nn.Module, schedule: Schedule, conditions, rng: Ra
     def doubled(x: torch.Tensor) -> torch.Tensor:  # the unconditional half repeats the conditional one
         return torch.cat([x, x]) if guided else x
 
+    runner = schedule.runner(model)
     start = 0
     for index, step in enumerate(tqdm(plan, desc="AR steps", leave=False, disable=not progress)):
         # Raster order inside a step: the official code lists the predicted tokens (and their noise) this way.
         positions = order[:, start:start + step.num_tokens].sort(dim=1).values
         start += step.num_tokens
         with autocast(device, precision):
-            z = model(doubled(tokens), doubled(known), cond)
+            z = runner.transformer(index, doubled(tokens), doubled(known), cond, positions)
         z = torch.gather(z, 1, doubled(positions)[..., None].expand(-1, -1, z.shape[-1]))
         z_cond, z_uncond = (z[:b], z[b:]) if guided else (z, None)
 
@@ -75,9 +77,8 @@ def run_schedule(model: torch.nn.Module, schedule: Schedule, conditions, rng: Ra
             rows, cols = (token_steps == num_steps).nonzero(as_tuple=True)  # (image, raster) order
             x_T, step_noise = rng.diffusion_noise(rows, cols, num_steps, dim, guided)
             with autocast(device, precision):
-                values = model.diffloss.sample(
-                    z_cond[rows, cols], x_T, num_steps, step_noise, step.temperature,
-                    z_uncond=None if z_uncond is None else z_uncond[rows, cols], cfg_scale=step.cfg)
+                values = runner.diffusion(z_cond[rows, cols], x_T, num_steps, step_noise, step.temperature,
+                                          None if z_uncond is None else z_uncond[rows, cols], step.cfg)
             tokens[rows, positions[rows, cols]] = values.float()
         known.scatter_(1, positions, True)
     return tokens

@@ -15,6 +15,7 @@ import torch
 
 from gtr.errors import GtRError
 from gtr.sampling.rng import RandomSource
+from gtr.sampling.runner import ModelRunner
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,10 @@ class Schedule:
         """Tokens [B, N, C] and known mask [B, N] to start from (the same count known in every image), or None to
         start from nothing. The plan and order then cover only the unknown positions (inpainting, Figure 3)."""
         return None
+
+    def runner(self, model: torch.nn.Module) -> ModelRunner:
+        """The model evaluator for one sampling run (fresh per run: it may hold caches across AR steps)."""
+        return ModelRunner(model)
 
     @property
     def guided(self) -> bool:
