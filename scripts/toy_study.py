@@ -53,6 +53,8 @@ ROWS = [  # in the order they are run (the most informative first: the study res
     ("halton_16", "baselines", "Halton, 16 AR steps", "halton", {"num_iter": 16}),
     ("disa_8", "baselines", "DiSA 50->5, 8 AR steps", "disa", {"num_iter": 8}),
     ("halton_8", "baselines", "Halton, 8 AR steps", "halton", {"num_iter": 8}),
+    ("lazymar_16", "baselines", "LazyMAR, 16 AR steps (released defaults; 3 decoder layers: no pruning)", "lazymar",
+     {"num_iter": 16}),
     ("gtr_fts_random", "ablation", "FTS: random tokens", "gtr", {"steps": [6, 2, 2], "fts_selection": "random"}),
     ("gtr_fts_low", "ablation", "FTS: low-frequency tokens", "gtr", {"steps": [6, 2, 2], "fts_selection": "low"}),
     ("gtr_fts_all", "ablation", "FTS: all tokens (Full-Enhanced)", "gtr", {"steps": [6, 2, 2], "fts_selection": "all"}),
