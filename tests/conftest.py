@@ -33,6 +33,14 @@ def write_mar_checkpoint(path: Path, preset: str) -> tuple[dict, dict]:
 
 
 @pytest.fixture(autouse=True)
+def _grad_mode():
+    """A test that turns autograd off must not turn it off for the ones after it."""
+    enabled = torch.is_grad_enabled()
+    yield
+    torch.set_grad_enabled(enabled)
+
+
+@pytest.fixture(autouse=True)
 def _offline(monkeypatch):
     """Tests never touch the network."""
     monkeypatch.setenv("GTR_OFFLINE", "1")

@@ -13,7 +13,6 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 @pytest.fixture(scope="module")
 def setup():
-    torch.set_grad_enabled(False)
     cfg = compose_config("model=mar_fmnist", "sampler=gtr")
     sampler = sampler_from_config(OmegaConf.to_container(cfg.sampler, resolve=True))
     return cfg, sampler, load_configured_model(cfg, torch.device("cuda"))

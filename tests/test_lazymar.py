@@ -20,7 +20,6 @@ CACHED = dict(num_iter=16, cfg=4.0, start_step=2, refresh_every=3, prune_layer=1
 
 @pytest.fixture(scope="module")
 def fmnist():
-    torch.set_grad_enabled(False)
     return load_configured_model(compose_config("model=mar_fmnist"), torch.device("cpu"))
 
 
