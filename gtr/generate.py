@@ -85,11 +85,10 @@ def git_commit() -> str | None:
         return None
 
 
-def pack_npz(folder: Path, num_images: int, path: Path) -> Path:
-    """All images ``{id:05d}.png`` of a folder as one ADM-layout .npz (``arr_0``), written atomically."""
-    arrays = [np.asarray(Image.open(folder / f"{i:05d}.png").convert("RGB")) for i in range(num_images)]
+def pack_npz(images: np.ndarray, path: Path) -> Path:
+    """uint8 images [N, H, W, 3] as one ADM-layout .npz (``arr_0``), written atomically."""
     tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, arr_0=np.stack(arrays))
+    np.savez(tmp, arr_0=images)
     os.replace(tmp, path)
     return path
 
@@ -166,7 +165,9 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
     runtime.barrier()
     record = {}
     if runtime.rank == 0:
-        missing = [i for i in range(num_images) if not image_ok(images_dir / f"{i:05d}.png")]
+        # Every rank decoded its pre-existing images before skipping them and writes new ones atomically, so
+        # existence is completeness here.
+        missing = [i for i in range(num_images) if not (images_dir / f"{i:05d}.png").is_file()]
         if missing:
             raise GtRError(f"{len(missing)} images missing after generation (first {missing[0]}): re-run to resume")
         record = {"model": cfg.model.name, "sampler_config": sampler_config,
@@ -174,11 +175,14 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
                   "seed": cfg.seed, "num_images": num_images, "images_per_class": cfg.images_per_class,
                   "world_size": runtime.world, "device": str(device), "precision": cfg.precision,
                   "generated_by_rank0": sum(len(b) for b in todo), "seconds_rank0": seconds, "git_commit": git_commit(), "images": str(images_dir)}
-        if cfg.npz:
-            record["npz"] = str(pack_npz(images_dir, num_images, out / "samples.npz"))
+        images = None
+        if cfg.npz:  # read once, for the .npz and the scorer; without it the scorer streams the PNGs
+            images = np.stack([np.asarray(Image.open(images_dir / f"{i:05d}.png").convert("RGB"))
+                               for i in range(num_images)])
+            record["npz"] = str(pack_npz(images, out / "samples.npz"))
         if cfg.metrics.enabled:
             from gtr.eval.metrics import score_folder
-            record["metrics"] = score_folder(images_dir, num_images, labels, cfg, device)
+            record["metrics"] = score_folder(images_dir, num_images, labels, cfg, device, images)
         tmp = out / ".results.json.tmp"
         tmp.write_text(json.dumps(record, indent=1) + "\n")
         os.replace(tmp, out / "results.json")

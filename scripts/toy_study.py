@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 
 import gtr
 from gtr.data import FashionMNIST
+from gtr.errors import GtRError
 from gtr.eval.fashion import FashionExtractor, reference_statistics, score
 from gtr.eval.flops import FlopsCounter
 from gtr.eval.latency import device_name
@@ -131,10 +132,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="reduced mode: 40 samples, seeds 0 1, 4 rows")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "toy_study")
     parser.add_argument("--data-root", default=None, help="Fashion-MNIST folder (for the FID reference)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (timings are of this device)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda: where the quality rows run (and are timed)")
+    parser.add_argument("--cpu-timing", type=int, default=None,
+                        help="images per row timed on this CPU, for rows measured on a GPU (100; --quick: 0)")
     args = parser.parse_args()
-    quick = {"samples": 40, "seeds": [0, 1], "figure3_images": 10, "rows": QUICK_ROWS}
-    full = {"samples": 1000, "seeds": [0, 1, 2], "figure3_images": 100, "rows": None}
+    quick = {"samples": 40, "seeds": [0, 1], "figure3_images": 10, "rows": QUICK_ROWS, "cpu_timing": 0}
+    full = {"samples": 1000, "seeds": [0, 1, 2], "figure3_images": 100, "rows": None, "cpu_timing": 100}
     for name, value in (quick if args.quick else full).items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -144,33 +147,39 @@ def main() -> None:
         parser.error(f"unknown row(s) {sorted(unknown)}")
 
     torch.set_grad_enabled(False)
-    cfg = compose_config("model=mar_fmnist")
     device = torch.device(args.device)
-    model = load_configured_model(cfg, device)
-    tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
-    extractor = FashionExtractor()
-    reference = reference_statistics(extractor, "test", args.data_root)
-    reference_size = len(FashionMNIST("test", args.data_root))
-    counter = FlopsCounter(model.config)
-
     args.out.parent.mkdir(parents=True, exist_ok=True)
     json_path = args.out.with_suffix(".json")
     state = json.loads(json_path.read_text()) if json_path.is_file() else {}
     settings = {"samples": args.samples, "seeds": args.seeds, "device": device.type}
     if {"device": "cpu", **state.get("settings", {})} != settings:  # a different device restarts the timings
         state = {"settings": settings, "rows": {}}
-    state["reference"] = f"the {reference_size} Fashion-MNIST test images"
+    cfg = compose_config("model=mar_fmnist")
+    missing = [key for key in keys if key not in state["rows"]]
+    if missing or (args.figure3_images and "figure3" not in state):
+        measure_rows(state, missing, cfg, device, args, json_path)
+    if args.cpu_timing and device.type != "cpu":  # on the CPU, the rows' own times are CPU times
+        time_on_cpu(state, keys, cfg, args.cpu_timing, json_path)
+    report(state, args.out)
+
+
+def measure_rows(state: dict, keys: list[str], cfg, device: torch.device, args, json_path: Path) -> None:
+    """Quality (and time on ``device``) of the rows ``keys`` and the Figure-3 experiment, saved after each row."""
+    model = load_configured_model(cfg, device)
+    tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
+    extractor = FashionExtractor()
+    reference = reference_statistics(extractor, "test", args.data_root)
+    state["reference"] = f"the {len(FashionMNIST('test', args.data_root))} Fashion-MNIST test images"
     state["device"] = device_name(device)
     state["command"] = " ".join(["python scripts/toy_study.py", *(f"--device {args.device}".split()
                                                                    if args.device != "cpu" else [])])
+    counter = FlopsCounter(model.config)
     if args.figure3_images and "figure3" not in state:
         state["figure3"] = figure3(model, tokenizer, extractor, args.figure3_images, 7, args.out)
         write_json(json_path, state)
     by_key = {r[0]: r for r in ROWS}
     for key in keys:
         _, group, label, name, overrides = by_key[key]
-        if key in state["rows"]:
-            continue
         options = sampler_options(name, overrides)
         sampler = sampler_from_config(options)
         per_seed = []
@@ -184,7 +193,29 @@ def main() -> None:
                               "ar_steps": len(sampler.plan(7, 7)), "per_seed": per_seed}
         write_json(json_path, state)
         report(state, args.out)  # partial results are readable while the study runs
-    report(state, args.out)
+
+
+def time_on_cpu(state: dict, keys: list[str], cfg, images: int, json_path: Path) -> None:
+    """Sampling time per image on this machine's CPU for the rows that lack it: one batch of ``images`` images
+    after a small warm-up, so a study measured on a GPU still reports CPU speed-ups measured side by side."""
+    rows = [key for key in keys if key in state["rows"] and "cpu_s_per_image" not in state["rows"][key]]
+    if not rows:
+        return
+    model = load_configured_model(cfg, torch.device("cpu"))
+    labels = torch.arange(images) % 10
+    cpu = device_name(torch.device("cpu"))
+    if state.get("cpu_timing", {}).get("device") not in (None, cpu):
+        raise GtRError(f"results were timed on another CPU ({state['cpu_timing']['device']}); remove the "
+                       "cpu_s_per_image fields (or pass --cpu-timing 0) to time them all on this one")
+    state["cpu_timing"] = {"device": cpu, "images": images}
+    for key in rows:
+        sampler = sampler_from_config(state["rows"][key]["sampler"])
+        gtr.sample(model, sampler, labels[:2], seed=0)  # warm-up
+        start = time.perf_counter()
+        gtr.sample(model, sampler, labels, seed=0)
+        state["rows"][key]["cpu_s_per_image"] = (time.perf_counter() - start) / images
+        print(f"{key}: {state['rows'][key]['cpu_s_per_image'] * 1e3:.1f} ms per image on the CPU", flush=True)
+        write_json(json_path, state)
 
 
 def _stat(rows: list[dict], key: str) -> tuple[float, float]:
@@ -195,23 +226,31 @@ def _stat(rows: list[dict], key: str) -> tuple[float, float]:
 def report(state: dict, out: Path) -> None:
     rows = state["rows"]
     ref = rows.get("mar_16")
+    cpu = state.get("cpu_timing")
+    timed_on = "CPU" if state["settings"].get("device", "cpu") == "cpu" else state["device"]
     lines = ["# Toy study: the paper's claims on the Fashion-MNIST MAR (7x7 tokens)", "",
-             f"Measured here: `{state.get('command', 'python scripts/toy_study.py')}` on {state['device']}; {state['settings']['samples']} "
-             f"samples per row and seed, seeds {state['settings']['seeds']}; mean ± std over seeds. FID/IS: the "
-             "analogues from the shipped Fashion-MNIST classifier's features/logits (FID vs "
-             f"{state.get('reference', 'the test split')}); "
-             "accuracy: the classifier's agreement with the requested class. Speed: FLOPs ratio to the 16-step "
-             "baseline (counted) and sampling-time ratio on that device (measured in the same run; the VAE and "
-             "scoring not timed).", "",
-             "| group | method | AR steps | GFLOPs/img | speed (FLOPs) | speed (time) | FID (fmnist) | IS (fmnist) | accuracy |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"Measured here: `{state.get('command', 'python scripts/toy_study.py')}` on {state['device']}; "
+             f"{state['settings']['samples']} samples per row and seed, seeds {state['settings']['seeds']}; mean ± std "
+             "over seeds. FID/IS: the analogues from the shipped Fashion-MNIST classifier's features/logits (FID vs "
+             f"{state.get('reference', 'the test split')}); accuracy: the classifier's agreement with the requested "
+             "class. Speed: FLOPs ratio to the 16-step baseline (counted) and sampling-time ratios (the VAE and "
+             f"scoring not timed): on {timed_on}, over the quality runs"
+             + (f"; on the CPU ({cpu['device']}), {cpu['images']} images per row in one batch after a warm-up"
+                if cpu else "") + ".", "",
+             f"| group | method | AR steps | GFLOPs/img | speed (FLOPs) | speed ({'CPU' if timed_on == 'CPU' else 'GPU'} time) | "
+             + ("speed (CPU time) | " if cpu else "") + "FID (fmnist) | IS (fmnist) | accuracy |",
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if cpu else "")]
     for key, row in rows.items():
         fid, is_, acc, seconds = (_stat(row["per_seed"], k) for k in ("fid_fmnist", "is_fmnist", "accuracy",
                                                                        "s_per_image"))
         speed = ref["gflops"] / row["gflops"] if ref else float("nan")
         time_speed = _stat(ref["per_seed"], "s_per_image")[0] / seconds[0] if ref else float("nan")
+        cpu_cell = ""
+        if cpu:
+            timed = ref and "cpu_s_per_image" in ref and "cpu_s_per_image" in row
+            cpu_cell = f"{ref['cpu_s_per_image'] / row['cpu_s_per_image']:.2f}x | " if timed else "— | "
         lines.append(f"| {row['group']} | {row['label']} | {row['ar_steps']} | {row['gflops']:.3f} | {speed:.2f}x | "
-                     f"{time_speed:.2f}x | {fid[0]:.2f} ± {fid[1]:.2f} | {is_[0]:.2f} ± {is_[1]:.2f} | "
+                     f"{time_speed:.2f}x | {cpu_cell}{fid[0]:.2f} ± {fid[1]:.2f} | {is_[0]:.2f} ± {is_[1]:.2f} | "
                      f"{acc[0]:.3f} ± {acc[1]:.3f} |")
     lines += ["", "## The paper's claims at this scale", ""] + claims(state)
     if "figure3" in state:

@@ -5,7 +5,7 @@ Resumable (re-run the same command after a kill), progress bar, optional wandb (
 import sys
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from gtr.errors import GtRError
 from gtr.pipeline import CONFIGS

@@ -20,21 +20,32 @@ def png_batches(paths: list[Path], batch_size: int = 200) -> Iterator[torch.Tens
         yield torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths[start:start + batch_size]]))
 
 
+EXTRACTORS = ("inception", "fmnist")
+
+
+def check_extractor(name: str) -> None:
+    if name not in EXTRACTORS:
+        raise GtRError(f"unknown feature extractor {name!r}: use metrics.extractor=inception or fmnist")
+
+
+def check_reference(reference) -> None:
+    if reference is None:
+        raise GtRError("no FID reference: set metrics.reference to an .npz of mu/sigma (e.g. "
+                       "pretrained_models/fid_stats/adm_in256_stats.npz) or a folder of reference images")
+
+
 def make_extractor(name: str, cfg, device: torch.device):
+    check_extractor(name)
     if name == "inception":
         from gtr.eval.inception import InceptionExtractor
         return InceptionExtractor(cfg.metrics.get("inception"), root=cfg.weights.root, download=cfg.weights.download,
                                   device=device)
-    if name == "fmnist":
-        from gtr.eval.fashion import FashionExtractor, load_classifier
-        return FashionExtractor(load_classifier(cfg.metrics.get("classifier"), device=device))
-    raise GtRError(f"unknown feature extractor {name!r}: use metrics.extractor=inception or fmnist")
+    from gtr.eval.fashion import FashionExtractor, load_classifier
+    return FashionExtractor(load_classifier(cfg.metrics.get("classifier"), device=device))
 
 
 def reference_stats(reference: str, extractor, cfg) -> dict[str, np.ndarray]:
-    if reference is None:
-        raise GtRError("no FID reference: set metrics.reference to an .npz of mu/sigma (e.g. "
-                       "pretrained_models/fid_stats/adm_in256_stats.npz) or a folder of reference images")
+    check_reference(reference)
     if str(reference).startswith("fashion_mnist:"):
         from gtr.eval.fashion import reference_statistics
         return reference_statistics(extractor, str(reference).split(":", 1)[1], cfg.metrics.get("data_root"))
@@ -50,23 +61,27 @@ def reference_stats(reference: str, extractor, cfg) -> dict[str, np.ndarray]:
 def preflight(cfg) -> None:
     """Fail before any image is generated when the scoring inputs are missing (one-line errors)."""
     reference = cfg.metrics.reference
-    if reference is None:
-        reference_stats(None, None, cfg)
+    check_reference(reference)
+    check_extractor(cfg.metrics.extractor)
     if not str(reference).startswith("fashion_mnist:") and not Path(reference).is_dir():
         load_statistics(reference)
     if cfg.metrics.extractor == "inception":
         from gtr.eval.inception import INCEPTION
         from gtr.weights import resolve
         resolve(INCEPTION, cfg.metrics.get("inception"), cfg.weights.root, cfg.weights.download)
-    elif cfg.metrics.extractor != "fmnist":
-        make_extractor(cfg.metrics.extractor, cfg, torch.device("cpu"))
 
 
-def score_folder(folder: Path, num_images: int, labels: np.ndarray, cfg, device: torch.device) -> dict:
+def score_folder(folder: Path, num_images: int, labels: np.ndarray, cfg, device: torch.device,
+                 images: np.ndarray | None = None, batch_size: int = 200) -> dict:
+    """FID/IS (or their analogues) of the images ``{id:05d}.png`` of a folder, or of the same images already read
+    (uint8 [N, H, W, 3])."""
     extractor = make_extractor(cfg.metrics.extractor, cfg, device)
     reference = reference_stats(cfg.metrics.reference, extractor, cfg)
-    paths = [folder / f"{i:05d}.png" for i in range(num_images)]
-    features, logits = extract(extractor, png_batches(paths), num_images, progress=cfg.progress)
+    if images is None:
+        batches = png_batches([folder / f"{i:05d}.png" for i in range(num_images)], batch_size)
+    else:
+        batches = (torch.from_numpy(images[i:i + batch_size]) for i in range(0, num_images, batch_size))
+    features, logits = extract(extractor, batches, num_images, progress=cfg.progress)
     fid = frechet_distance(statistics(features), reference)
     splits = min(10, num_images)
     is_mean, is_std = inception_score(logits, splits=splits)

@@ -6,7 +6,6 @@ import os
 
 import torch
 
-from gtr.errors import GtRError
 from gtr.models.mar import MAR, PRESET_NAMES, PRESETS, MARConfig, mar_config
 from gtr.weights import DEFAULT_ROOT, WEIGHTS, WeightFile, load_into, read_checkpoint, resolve, select_state_dict
 

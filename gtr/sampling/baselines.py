@@ -5,14 +5,14 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from gtr.errors import GtRError
-from gtr.sampling.mar import MARSampler, cfg_scale
+from gtr.sampling.mar import MARSampler
 from gtr.sampling.rng import RandomSource
 from gtr.sampling.schedule import ARStep
 
@@ -65,16 +65,11 @@ class HaltonSampler(MARSampler):
             raise GtRError(f"unknown Halton token-count rule {self.counts!r}: choose cosine or arccos")
 
     def plan(self, seq_h: int, seq_w: int) -> list[ARStep]:
-        steps = super().plan(seq_h, seq_w)
         if self.counts == "cosine":
-            return steps
+            return super().plan(seq_h, seq_w)
         n = seq_h * seq_w
-        plan, known = [], 0
-        for count in arccos_counts(n, self.num_iter):
-            known += count
-            plan.append(ARStep(count, self.diffusion_steps, cfg_scale(self.cfg, self.cfg_schedule, n - known, n),
-                               self.temperature))
-        return plan
+        counts = arccos_counts(n, self.num_iter)
+        return self.steps(counts, [n - k for k in itertools.accumulate(counts)], n)
 
     def order(self, seq_h: int, seq_w: int, rng: RandomSource) -> torch.Tensor:
         order = torch.tensor(halton_order(seq_h, seq_w))

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from gtr.errors import GtRError
-from gtr.sampling.mar import MARSampler, cfg_scale, cosine_mask_schedule
+from gtr.sampling.mar import MARSampler, cosine_counts
 from gtr.sampling.rng import RandomSource
 from gtr.sampling.schedule import ARStep
 
@@ -44,13 +44,7 @@ class CompletionSampler(MARSampler):
         n, unknown = seq_h * seq_w, int((~self.given).sum())
         if len(self.given) != n:
             raise GtRError(f"the given mask has {len(self.given)} cells, the grid {n}")
-        steps, remaining = [], unknown
-        for s, m in enumerate(cosine_mask_schedule(unknown, min(self.num_iter, unknown))):
-            count = remaining - m if s < min(self.num_iter, unknown) - 1 else remaining
-            steps.append(ARStep(count, self.diffusion_steps, cfg_scale(self.cfg, self.cfg_schedule, m, n),
-                                self.temperature))
-            remaining = m
-        return steps
+        return self.steps(*cosine_counts(unknown, min(self.num_iter, unknown)), n)
 
     def order(self, seq_h: int, seq_w: int, rng: RandomSource) -> torch.Tensor:
         free = (~self.given).nonzero()[:, 0]

@@ -27,6 +27,15 @@ def cosine_mask_schedule(num_tokens: int, num_iter: int) -> list[int]:
     return masked_after
 
 
+def cosine_counts(num_tokens: int, num_iter: int) -> tuple[list[int], list[int]]:
+    """Tokens predicted at each AR step and tokens still masked after it (the last step takes what is left; its
+    masked count stays the clamp's 1, which the official CFG ramp uses)."""
+    masked = cosine_mask_schedule(num_tokens, num_iter)
+    counts = [before - after for before, after in zip([num_tokens, *masked[:-1]], masked)]
+    counts[-1] = num_tokens - sum(counts[:-1])
+    return counts, masked
+
+
 def check_cfg_schedule(schedule: str) -> None:
     if schedule not in CFG_SCHEDULES:
         raise GtRError(f"unknown cfg_schedule {schedule!r}: choose 'linear' or 'constant'")
@@ -60,14 +69,12 @@ class MARSampler(Schedule):
         if not 1 <= self.num_iter <= n:
             raise GtRError(f"num_iter={self.num_iter} does not fit a {seq_h}x{seq_w} token grid: "
                            f"use 1 <= num_iter <= {n}")
-        steps, remaining = [], n
-        masked = cosine_mask_schedule(n, self.num_iter)
-        for s, m in enumerate(masked):
-            count = remaining - m if s < self.num_iter - 1 else remaining  # the last step takes what is left
-            steps.append(ARStep(count, self.diffusion_steps, cfg_scale(self.cfg, self.cfg_schedule, m, n),
-                                self.temperature))
-            remaining = m
-        return steps
+        return self.steps(*cosine_counts(n, self.num_iter), n)
+
+    def steps(self, counts: list[int], masked_after: list[int], num_tokens: int) -> list[ARStep]:
+        """AR steps predicting ``counts`` tokens, guided by the CFG ramp at ``masked_after`` of ``num_tokens``."""
+        return [ARStep(count, self.diffusion_steps, cfg_scale(self.cfg, self.cfg_schedule, m, num_tokens),
+                       self.temperature) for count, m in zip(counts, masked_after)]
 
     def order(self, seq_h: int, seq_w: int, rng: RandomSource) -> torch.Tensor:
         return rng.permutation(seq_h * seq_w).flip(1)  # the official code predicts orders[m_s:r_s]: tail first
