@@ -1,6 +1,7 @@
 """The embedded default: Fashion-MNIST data, the shipped tokenizer / MAR / classifier, the domain metrics and the
 toy study in its reduced mode."""
 import gzip
+import json
 import subprocess
 import sys
 
@@ -133,6 +134,19 @@ def test_toy_study_reduced_mode(tmp_path):
     report = out.with_suffix(".md").read_text()
     assert "GtR (6, 2, 2)" in report and "checkerboard" in report
     assert (tmp_path / "toy_study_speed_quality.png").is_file() and (tmp_path / "toy_study_figure3.png").is_file()
+
+    # Rows measured on a GPU get CPU timings on this machine without being re-measured.
+    state = json.loads(out.with_suffix(".json").read_text())
+    state["settings"]["device"] = "cuda"
+    out.with_suffix(".json").write_text(json.dumps(state))
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "toy_study.py"), "--quick", "--rows", "mar_16",
+                           "gtr_10", "--samples", "20", "--out", str(out), "--device", "cuda", "--cpu-timing", "3"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    timed = json.loads(out.with_suffix(".json").read_text())
+    assert all(timed["rows"][k]["cpu_s_per_image"] > 0 for k in ("mar_16", "gtr_10"))
+    assert timed["rows"]["gtr_10"]["per_seed"] == state["rows"]["gtr_10"]["per_seed"]
+    assert "speed (CPU time)" in out.with_suffix(".md").read_text()
 
 
 def test_inception_extractor_runs_the_real_code_path_on_random_weights(tmp_path, monkeypatch):
