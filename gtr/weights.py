@@ -53,6 +53,9 @@ WEIGHTS: dict[str, WeightFile] = {
     "kl16": WeightFile("KL-16 VAE", "vae/kl16.ckpt",
                        f"{_DROPBOX}/hhmuvaiacrarfg28qxhwz/kl16.ckpt?rlkey=l44xipsezc8atcffdp4q7mwmh&dl=1",
                        254, "model.tokenizer.checkpoint"),
+    # LightGen (fluid_large, DPO-finetuned, as LightGen's GenEval script loads it). Hosted on the hub as
+    # Beckham808/LightGen, whose file list is not public: place the official file here (or pass its path).
+    "lightgen": WeightFile("LightGen", "lightgen/fluid_dpo/checkpoint-last.pth", None, 3030, "model.checkpoint"),
     # Trained by this project on Fashion-MNIST (scripts/train.py) and shipped with the package.
     "mar_fmnist": WeightFile("Fashion-MNIST MAR", "fmnist/mar_fmnist.safetensors", None, 0, "model.checkpoint",
                              bundled="mar_fmnist.safetensors"),

@@ -6,6 +6,7 @@ import os
 
 import torch
 
+from gtr.models.lightgen import LightGen, LightGenConfig, build_lightgen, lightgen_config
 from gtr.models.mar import MAR, PRESET_NAMES, PRESETS, MARConfig, mar_config
 from gtr.weights import DEFAULT_ROOT, WEIGHTS, WeightFile, load_into, read_checkpoint, resolve, select_state_dict
 
@@ -54,4 +55,20 @@ def load_mar(preset: str, checkpoint: str | os.PathLike | None = None, *, root: 
     return model.to(device).eval()
 
 
-__all__ = ["MAR", "MARConfig", "PRESETS", "build_mar", "load_mar", "identify_mar", "mar_config"]
+def load_lightgen(preset: str = "lightgen", checkpoint: str | os.PathLike | None = None, *,
+                  root: str | os.PathLike = DEFAULT_ROOT, download: bool = True, ema: bool = False,
+                  device: str | torch.device = "cpu", **hyperparameters) -> LightGen:
+    """A pretrained LightGen in eval mode. The official inference scripts load ``checkpoint["model"]`` (the
+    non-EMA weights), so that is the default here too."""
+    config = lightgen_config(preset, **hyperparameters)
+    file = WEIGHTS.get(preset) or WeightFile("LightGen", f"lightgen/{preset}/checkpoint-last.pth", None, 0,
+                                             "model.checkpoint")
+    path = resolve(file, checkpoint, root, download)
+    state_dict = select_state_dict(read_checkpoint(path), "model_ema" if ema else "model", path)
+    with torch.device("meta"):
+        model = LightGen(config)
+    return load_into(model, state_dict, path, f"LightGen ({preset})").to(device).eval()
+
+
+__all__ = ["MAR", "MARConfig", "PRESETS", "LightGen", "LightGenConfig", "build_mar", "build_lightgen", "load_mar",
+           "load_lightgen", "identify_mar", "mar_config", "lightgen_config"]

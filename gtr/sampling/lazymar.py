@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from gtr.errors import GtRError
 from gtr.models.diffusion import p_sample_loop, respaced_timesteps
 from gtr.models.diffusion_head import modulate
+from gtr.models.mar import MAR
 from gtr.sampling.mar import MARSampler
 from gtr.sampling.runner import ModelRunner
 
@@ -190,6 +191,8 @@ class LazyMARRunner(ModelRunner):
 
     def __init__(self, model: torch.nn.Module, sampler: LazyMARSampler):
         super().__init__(model)
+        if not isinstance(model, MAR):
+            raise GtRError(f"lazymar runs on MAR models; its port to {type(model).__name__} is not implemented yet")
         self.sampler = sampler
         self.previous: torch.Tensor | None = None  # positions predicted at the previous AR step [B, n]
         self.enc_keys, self.enc_values, self.dec_keys, self.dec_values = [], [], [], []
