@@ -25,13 +25,15 @@ from gtr.tokenizers import build_tokenizer, load_tokenizer, to_uint8
 
 def sample(model: MAR, sampler: Schedule, labels, *, seed: int | None = 0, image_ids: Sequence[int] | None = None,
            rng: str = "per_image", precision: str = "fp32", progress: bool = False) -> torch.Tensor:
-    """Latents [B, C, H, W] for class ``labels`` (ready for ``tokenizer.decode``).
+    """Latents [B, C, H, W] for class ``labels`` (ready for ``tokenizer.decode``), or for text features [B, L, C]
+    with a text-to-image model (LightGen).
 
     ``rng="per_image"``: image k of the batch uses its own stream from (seed, image_ids[k]) (default ids 0..B-1),
     so results do not depend on batching. ``rng="official"``: the official code's draws on the global generators,
     which are seeded with ``seed`` first (``seed=None`` continues the current global streams).
     """
-    labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
+    labels = torch.as_tensor(labels)
+    labels = labels.float() if labels.is_floating_point() else labels.long().reshape(-1)
     device = next(model.parameters()).device
     if rng == "official" and seed is not None:
         torch.manual_seed(seed)

@@ -56,6 +56,7 @@ WEIGHTS: dict[str, WeightFile] = {
     # LightGen (fluid_large, DPO-finetuned, as LightGen's GenEval script loads it). Hosted on the hub as
     # Beckham808/LightGen, whose file list is not public: place the official file here (or pass its path).
     "lightgen": WeightFile("LightGen", "lightgen/fluid_dpo/checkpoint-last.pth", None, 3030, "model.checkpoint"),
+    "sd3_vae": WeightFile("SD3 VAE", "vae/sd3_vae.safetensors", None, 160, "model.tokenizer.checkpoint"),
     # Trained by this project on Fashion-MNIST (scripts/train.py) and shipped with the package.
     "mar_fmnist": WeightFile("Fashion-MNIST MAR", "fmnist/mar_fmnist.safetensors", None, 0, "model.checkpoint",
                              bundled="mar_fmnist.safetensors"),

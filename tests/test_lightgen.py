@@ -66,3 +66,97 @@ def test_samplers_run_on_the_tiny_model():
     with pytest.raises(GtRError, match="lazymar runs on MAR models"):
         run_schedule(model, build_sampler("lazymar", num_iter=4, cfg=4.0), texts,
                      make_rng("per_image", 2, 0, None, "cpu"))
+
+
+@pytest.mark.parametrize("config, ar_steps", [("gtr_lightgen", 16), ("gtr_lightgen_12", 12), ("lightgen_32", 32),
+                                              ("lightgen_16", 16), ("lightgen_12", 12)])
+def test_table2_sampler_configs(config, ar_steps):
+    from omegaconf import OmegaConf
+    from gtr.pipeline import compose_config, sampler_from_config
+    options = OmegaConf.to_container(compose_config("model=mar_b", f"sampler={config}").sampler, resolve=True)
+    sampler = sampler_from_config(options)
+    plan = sampler.plan(32, 32)
+    assert len(plan) == ar_steps and sum(s.num_tokens for s in plan) == 1024
+    if config == "gtr_lightgen":
+        assert sampler.stage_steps(32, 32)[1] == [8, 3, 3, 2]
+        assert [s.diffusion_steps for s in plan[:14]][::13] == [50, 20] and plan[-1].diffusion_steps == 20
+
+
+def test_gtr_k4_samples_on_the_tiny_model():
+    model = build_lightgen("lightgen_tiny")
+    sampler = build_sampler("gtr", num_stages=4, rates=[16, 42.6, 85.3, 256], t_max=4, t_min=2, t_rec=2,
+                            t_detail=4, cfg=4.0, cfg_schedule="constant")
+    tokens = run_schedule(model, sampler, torch.randn(2, 128, 48), make_rng("per_image", 2, 0, None, "cpu"))
+    assert tokens.shape == (2, 1024, 64) and torch.isfinite(tokens).all()
+
+
+def _tiny_t5(folder):
+    """A tiny random T5 encoder and a word-level fast tokenizer, saved in the layout from_pretrained reads."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
+    words = ["<pad>", "</s>", "<unk>", "a", "photo", "of", "red", "apple", "two", "dogs"]
+    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="</s>",
+                            unk_token="<unk>").save_pretrained(folder)
+    torch.manual_seed(0)
+    T5EncoderModel(T5Config(vocab_size=len(words), d_model=48, d_kv=8, d_ff=64, num_layers=1, num_heads=2)
+                   ).save_pretrained(folder)
+
+
+def test_prompt_to_image_with_tiny_models(tmp_path):
+    """Prompt -> T5 (padded to 128, rows unmasked) -> LightGen -> SD3-family VAE, all through the real classes."""
+    from gtr.text import T5TextEncoder, cached_features
+    from gtr.tokenizers import build_tokenizer, to_uint8
+    _tiny_t5(tmp_path / "t5")
+    encoder = T5TextEncoder(tmp_path / "t5")
+    prompts = ["a photo of a red apple", "two dogs"]
+    features = cached_features(encoder, prompts, tmp_path / "cache")
+    assert features.shape == (2, 128, 48) and len(list((tmp_path / "cache").glob("*.safetensors"))) == 2
+    assert torch.equal(cached_features(encoder, prompts[::-1], tmp_path / "cache"), features.flip(0))  # cache hit
+    assert torch.allclose(encoder(prompts), features)
+    model = build_lightgen("lightgen_tiny")
+    tokens = run_schedule(model, build_sampler("mar", num_iter=2, diffusion_steps=2, cfg=4.0), features,
+                          make_rng("per_image", 2, 0, None, "cpu"))
+    vae = build_tokenizer("sd3_vae_tiny")
+    assert (vae.scale, vae.shift) == (1.5305, 0.0609)
+    images = to_uint8(vae.decode(model.unpatchify(tokens).clamp(-3, 3)))
+    assert images.shape == (2, 512, 512, 3)
+
+
+def test_missing_text_encoder_is_one_line(tmp_path):
+    from gtr.text import T5TextEncoder
+    with pytest.raises(GtRError, match="model.text_encoder"):
+        T5TextEncoder(tmp_path / "no_t5_here")
+
+
+def test_sample_t2i_script_writes_a_captioned_grid(tmp_path):
+    """The script on the tiny LightGen loaded from the official layout under weights.root, tiny VAE, random text."""
+    import subprocess
+    import sys
+    from conftest import REPO
+    case = torch.load(PARITY, weights_only=True)
+    path = tmp_path / "weights" / "lightgen" / "lightgen_tiny" / "checkpoint-last.pth"
+    path.parent.mkdir(parents=True)
+    torch.save(case["checkpoint"], path)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "sample_t2i.py"), "model=lightgen_tiny",
+                           "model.random_init=false", f"weights.root={tmp_path / 'weights'}", "weights.download=false",
+                           "prompt=a photo of a red apple", "images_per_prompt=2", "batch_size=2",
+                           "sampler=lightgen_16", "sampler.num_iter=2", "sampler.diffusion_steps=2",
+                           f"output_dir={out}", "progress=false"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from PIL import Image
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["00000.png", "00001.png"]
+    assert Image.open(out / "grid.png").size[1] > 512
+
+
+def test_sample_t2i_without_weights_is_one_line(tmp_path):
+    from gtr.pipeline import compose_config
+    from gtr.t2i import sample_t2i
+    cfg = compose_config(f"weights.root={tmp_path}", "weights.download=false", f"output_dir={tmp_path / 'o'}",
+                         name="sample_t2i")
+    with pytest.raises(GtRError, match="model.checkpoint"):
+        sample_t2i(cfg)
+    with pytest.raises(GtRError, match="prompt"):
+        sample_t2i(compose_config("prompt=", f"output_dir={tmp_path / 'o'}", name="sample_t2i"))

@@ -10,7 +10,6 @@ sampling run, ``null_condition(B)`` the learned ``fake_latent`` broadcast over t
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from functools import partial
 
@@ -23,15 +22,14 @@ from timm.models.vision_transformer import Block
 
 from gtr.errors import GtRError
 from gtr.models.diffusion_head import DiffusionHead
-from gtr.models.mar import MAR
+from gtr.models.mar import MAR, TokenGridConfig, replace_checked
 
 
 @dataclass(frozen=True)
-class LightGenConfig:
+class LightGenConfig(TokenGridConfig):
     img_size: int = 512  # generation resolution (the official module is told it per call; here per model)
     vae_stride: int = 8
     patch_size: int = 2
-    vae_embed_dim: int = 16
     width: int = 1024  # encoder, decoder and cross blocks share it (the official code needs them equal)
     encoder_depth: int = 16
     encoder_num_heads: int = 16
@@ -51,14 +49,6 @@ class LightGenConfig:
     attn_dropout: float = 0.1
     proj_dropout: float = 0.1
 
-    @property
-    def seq_h(self) -> int:
-        return self.img_size // self.vae_stride // self.patch_size
-
-    @property
-    def token_dim(self) -> int:
-        return self.vae_embed_dim * self.patch_size**2
-
 
 LIGHTGEN_PRESETS: dict[str, LightGenConfig] = {
     "lightgen": LightGenConfig(),  # fluid_large, as every official script builds it
@@ -72,12 +62,7 @@ LIGHTGEN_PRESETS: dict[str, LightGenConfig] = {
 def lightgen_config(preset: str, **overrides) -> LightGenConfig:
     if preset not in LIGHTGEN_PRESETS:
         raise GtRError(f"unknown LightGen preset {preset!r}: choose one of {', '.join(LIGHTGEN_PRESETS)}")
-    fields = {f.name for f in dataclasses.fields(LightGenConfig)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise GtRError(f"unknown LightGen hyperparameter(s) {', '.join(unknown)}: valid ones are "
-                       f"{', '.join(sorted(fields))}")
-    return dataclasses.replace(LIGHTGEN_PRESETS[preset], **overrides)
+    return replace_checked(LIGHTGEN_PRESETS[preset], overrides, "LightGen")
 
 
 class CrossAttention(nn.Module):

@@ -19,11 +19,34 @@ from gtr.models.diffusion_head import DiffusionHead
 
 
 @dataclass(frozen=True)
-class MARConfig:
+class TokenGridConfig:
+    """How images become a square grid of tokens: VAE downsampling, then patch x patch latent cells per token."""
     img_size: int = 256
     vae_stride: int = 16
     patch_size: int = 1
     vae_embed_dim: int = 16
+
+    @property
+    def seq_h(self) -> int:
+        return self.img_size // self.vae_stride // self.patch_size
+
+    @property
+    def token_dim(self) -> int:
+        return self.vae_embed_dim * self.patch_size**2
+
+
+def replace_checked(base, overrides: dict, what: str):
+    """``dataclasses.replace`` with a one-line error naming the valid hyperparameters."""
+    fields = {f.name for f in dataclasses.fields(base)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise GtRError(f"unknown {what} hyperparameter(s) {', '.join(unknown)}: valid ones are "
+                       f"{', '.join(sorted(fields))}")
+    return dataclasses.replace(base, **overrides)
+
+
+@dataclass(frozen=True)
+class MARConfig(TokenGridConfig):
     encoder_embed_dim: int = 1024
     encoder_depth: int = 16
     encoder_num_heads: int = 16
@@ -38,14 +61,6 @@ class MARConfig:
     diffloss_w: int = 1024
     attn_dropout: float = 0.1
     proj_dropout: float = 0.1
-
-    @property
-    def seq_h(self) -> int:
-        return self.img_size // self.vae_stride // self.patch_size
-
-    @property
-    def token_dim(self) -> int:
-        return self.vae_embed_dim * self.patch_size**2
 
 
 def _preset(width: int, depth: int, heads: int, diffloss_d: int, diffloss_w: int, **kwargs) -> MARConfig:
@@ -80,11 +95,7 @@ def mar_config(preset: str | None = None, **overrides) -> MARConfig:
         base = PRESETS[preset]
     else:
         raise GtRError(f"unknown MAR preset {preset!r}: choose one of {', '.join(PRESETS)}")
-    fields = {f.name for f in dataclasses.fields(MARConfig)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise GtRError(f"unknown MAR hyperparameter(s) {', '.join(unknown)}: valid ones are {', '.join(sorted(fields))}")
-    return dataclasses.replace(base, **overrides)
+    return replace_checked(base, overrides, "MAR")
 
 
 class MAR(nn.Module):

@@ -8,24 +8,30 @@ import torch
 from diffusers import AutoencoderKL
 
 from gtr.errors import GtRError
-from gtr.tokenizers.kl import (FMNIST_VAE_CONFIG, KL16_CONFIG, KL16_SCALE, KL16_TINY_CONFIG, LatentTokenizer,
-                              ldm_to_diffusers, to_uint8)
+from gtr.tokenizers.kl import (FMNIST_VAE_CONFIG, KL16_CONFIG, KL16_TINY_CONFIG, SD3_VAE_CONFIG, SD3_VAE_TINY_CONFIG,
+                              LatentTokenizer, ldm_to_diffusers, to_uint8)
 from gtr.weights import DEFAULT_ROOT, WEIGHTS, WeightFile, load_into, read_checkpoint, resolve, select_state_dict
 
-# name -> (diffusers AutoencoderKL config, default latent scale). A safetensors file's metadata ("scale",
-# "shift") overrides the default: the project's own tokenizers record the values measured after training.
-TOKENIZERS = {"kl16": (KL16_CONFIG, KL16_SCALE), "kl16_tiny": (KL16_TINY_CONFIG, KL16_SCALE),
-              "fmnist_vae": (FMNIST_VAE_CONFIG, 1.0)}
+# name -> diffusers AutoencoderKL config; its scaling_factor / shift_factor are the latent normalisation. A
+# safetensors file's metadata ("scale", "shift") overrides them: the project's own tokenizers record the values
+# measured after training.
+TOKENIZERS = {"kl16": KL16_CONFIG, "kl16_tiny": KL16_TINY_CONFIG, "fmnist_vae": FMNIST_VAE_CONFIG,
+              "sd3_vae": SD3_VAE_CONFIG, "sd3_vae_tiny": SD3_VAE_TINY_CONFIG}
 
 
-def latent_normalisation(path, default_scale: float) -> tuple[float, float]:
-    """(scale, shift) from a safetensors file's metadata, else (default_scale, 0)."""
+def default_normalisation(config: dict) -> tuple[float, float]:
+    return float(config.get("scaling_factor", 1.0)), float(config.get("shift_factor") or 0.0)
+
+
+def latent_normalisation(path, config: dict) -> tuple[float, float]:
+    """(scale, shift) from a safetensors file's metadata, else the architecture's defaults."""
+    scale, shift = default_normalisation(config)
     if str(path).endswith(".safetensors"):
         from safetensors import safe_open
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
-        return float(meta.get("scale", default_scale)), float(meta.get("shift", 0.0))
-    return default_scale, 0.0
+        return float(meta.get("scale", scale)), float(meta.get("shift", shift))
+    return scale, shift
 
 
 def _config(name: str):
@@ -36,10 +42,10 @@ def _config(name: str):
 
 def build_tokenizer(name: str, seed: int | None = 0, device: str | torch.device = "cpu") -> LatentTokenizer:
     """A randomly initialised tokenizer of a named architecture (for tests and demos)."""
-    config, scale = _config(name)
+    config = _config(name)
     if seed is not None:
         torch.manual_seed(seed)
-    return LatentTokenizer(AutoencoderKL(**config), scale).to(device).eval()
+    return LatentTokenizer(AutoencoderKL(**config), *default_normalisation(config)).to(device).eval()
 
 
 def load_tokenizer(name: str = "kl16", checkpoint: str | os.PathLike | None = None, *,
@@ -47,7 +53,7 @@ def load_tokenizer(name: str = "kl16", checkpoint: str | os.PathLike | None = No
                    device: str | torch.device = "cpu") -> LatentTokenizer:
     """A pretrained tokenizer from the official LDM-layout file (state dict under ``"model"``) or a diffusers-layout
     state dict."""
-    config, scale = _config(name)
+    config = _config(name)
     file = WEIGHTS.get(name) or WeightFile(f"{name} tokenizer", f"vae/{name}.ckpt", None, 0, "model.tokenizer.checkpoint")
     path = resolve(file, checkpoint, root, download)
     state_dict = select_state_dict(read_checkpoint(path), "model", path)
@@ -56,7 +62,7 @@ def load_tokenizer(name: str = "kl16", checkpoint: str | os.PathLike | None = No
     with torch.device("meta"):
         vae = AutoencoderKL(**config)
     load_into(vae, state_dict, path, f"the {name} tokenizer")
-    scale, shift = latent_normalisation(path, scale)
+    scale, shift = latent_normalisation(path, config)
     return LatentTokenizer(vae, scale, shift).to(device).eval()
 
 

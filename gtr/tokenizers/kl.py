@@ -29,6 +29,24 @@ KL16_CONFIG = dict(
 # The same architecture at a fraction of the width, for tests and the CPU demo.
 KL16_TINY_CONFIG = dict(KL16_CONFIG, block_out_channels=(16, 16, 32, 32, 32), norm_num_groups=8)
 
+# LightGen's image tokenizer: the SD3-family VAE (16 latent channels, x8, no quant convs), loaded from
+# stabilityai/stable-diffusion-3.5-large/vae (gated). Latents are (posterior - 0.0609) * 1.5305 (its config).
+SD3_VAE_SCALE, SD3_VAE_SHIFT = 1.5305, 0.0609
+SD3_VAE_CONFIG = dict(
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    block_out_channels=(128, 256, 512, 512),
+    layers_per_block=2,
+    latent_channels=16,
+    norm_num_groups=32,
+    sample_size=1024,
+    scaling_factor=SD3_VAE_SCALE,
+    shift_factor=SD3_VAE_SHIFT,
+    use_quant_conv=False,
+    use_post_quant_conv=False,
+)
+SD3_VAE_TINY_CONFIG = dict(SD3_VAE_CONFIG, block_out_channels=(16, 16, 32, 32), norm_num_groups=8)
+
 # The project's Fashion-MNIST tokenizer: grey-scale 28x28 -> 4 x 7 x 7 (stride 4), trained by scripts/train.py.
 # Its latent scale and shift are measured after training and stored in the shipped file's metadata.
 FMNIST_VAE_CONFIG = dict(

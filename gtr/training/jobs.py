@@ -59,7 +59,7 @@ def _metadata(cfg, trainer: Trainer, **extra) -> dict[str, Any]:
 
 def train_tokenizer(cfg, wandb_run=None) -> Path:
     images, _ = _data(cfg)
-    config, _ = TOKENIZERS[cfg.train.architecture]
+    config = TOKENIZERS[cfg.train.architecture]
     torch.manual_seed(cfg.seed)
     vae = AutoencoderKL(**config)
     trainer = _trainer(vae, cfg, wandb_run)

@@ -1,0 +1,80 @@
+"""Text conditions for LightGen: the FLAN-T5-XXL encoder through ``transformers``, fed as LightGen feeds it.
+
+Prompts are padded (and truncated) to ``max_length`` = 128 tokens; the attention mask is used inside T5 only, and
+all 128 output rows, padding included, go on to the model unmasked (shared notes lightgen_geneval.md Sec. 1.3).
+LightGen's GenEval script runs T5 in fp32; ``dtype="bf16"`` halves its memory at a small numerical cost.
+Features can be cached on disk, one file per prompt, so GenEval's 553 prompts are encoded once for every sampler.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+
+from gtr.errors import GtRError
+from gtr.weights import offline
+
+T5_NAME = "google/flan-t5-xxl"
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+class T5TextEncoder:
+    def __init__(self, name_or_path: str | os.PathLike = T5_NAME, max_length: int = 128, dtype: str = "fp32",
+                 device: str | torch.device = "cpu"):
+        try:
+            from transformers import AutoTokenizer, T5EncoderModel
+        except ImportError:
+            raise GtRError("the T5 text encoder needs transformers: pip install transformers sentencepiece") from None
+        if dtype not in DTYPES:
+            raise GtRError(f"unknown text-encoder dtype {dtype!r}: choose fp32 or bf16")
+        local = offline() or Path(name_or_path).is_dir()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=local)
+            self.model = T5EncoderModel.from_pretrained(str(name_or_path), dtype=DTYPES[dtype],
+                                                        local_files_only=local).to(device).eval()
+        except OSError as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise GtRError(f"T5 text encoder {str(name_or_path)!r} not found ({first}): `huggingface-cli download "
+                           f"{T5_NAME}` when online, or set model.text_encoder=<local folder>") from None
+        self.name = str(name_or_path)
+        self.max_length = max_length
+        self.dtype = dtype
+
+    @torch.no_grad()
+    def __call__(self, prompts: list[str]) -> torch.Tensor:
+        """float32 features [B, max_length, hidden] of the prompts (T5's ``last_hidden_state``, padding rows kept)."""
+        batch = self.tokenizer(list(prompts), padding="max_length", max_length=self.max_length, truncation=True,
+                               return_tensors="pt")
+        device = next(self.model.parameters()).device
+        out = self.model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device))
+        return out.last_hidden_state.float()
+
+    def key(self, prompt: str) -> str:
+        """A file name for the features of ``prompt`` under this encoder and settings."""
+        ident = f"{Path(self.name).name}|{self.max_length}|{self.dtype}|{prompt}"
+        return hashlib.sha256(ident.encode()).hexdigest()[:32]
+
+
+def cached_features(encoder: T5TextEncoder, prompts: list[str], cache_dir: str | os.PathLike | None,
+                    batch_size: int = 16) -> torch.Tensor:
+    """Features [B, L, hidden] of ``prompts``, encoding only those not cached yet under ``cache_dir`` (one
+    safetensors file per prompt, written atomically); no cache when ``cache_dir`` is None."""
+    from safetensors.torch import load_file, save_file
+    if cache_dir is None:
+        return torch.cat([encoder(prompts[i:i + batch_size]) for i in range(0, len(prompts), batch_size)])
+    cache = Path(cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    paths = [cache / f"{encoder.key(p)}.safetensors" for p in prompts]
+    todo = sorted({i for i, path in enumerate(paths) if not path.is_file()})
+    for start in range(0, len(todo), batch_size):
+        ids = todo[start:start + batch_size]
+        for i, features in zip(ids, encoder([prompts[i] for i in ids])):
+            tmp = paths[i].with_name(f".{paths[i].name}.tmp")
+            save_file({"features": features.contiguous()}, str(tmp), metadata={"prompt": prompts[i]})
+            os.replace(tmp, paths[i])
+    return torch.stack([load_file(str(path))["features"] for path in paths])
+
+
+__all__ = ["T5TextEncoder", "T5_NAME", "cached_features"]
