@@ -139,11 +139,17 @@ def sample_to_folder(cfg) -> Path:
     return out / "grid.png"
 
 
-def main(cfg) -> None:
-    """Entry point shared by scripts: user errors become one line on stderr and exit status 2."""
+def run_job(job, cfg) -> None:
+    """Entry point shared by scripts: run ``job(cfg)`` (which returns the path it wrote); user errors become one
+    line on stderr and exit status 2."""
     try:
-        grid = sample_to_folder(cfg)
+        path = job(cfg)
     except GtRError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
-    print(f"wrote {grid}")
+    print(f"wrote {path}")
+
+
+def main(cfg) -> None:
+    """``scripts/sample.py``."""
+    run_job(sample_to_folder, cfg)

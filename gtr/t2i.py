@@ -3,7 +3,6 @@ PNGs and a grid with one captioned row per prompt."""
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 import torch
@@ -14,7 +13,7 @@ from gtr import sample
 from gtr.errors import GtRError
 from gtr.images import labelled_grid, save_png
 from gtr.models import build_lightgen, load_lightgen
-from gtr.pipeline import check_writable, load_image_tokenizer, resolve_device, sampler_from_config
+from gtr.pipeline import check_writable, load_image_tokenizer, resolve_device, run_job, sampler_from_config
 from gtr.sampling.executor import autocast
 from gtr.sampling.schedule import check_plan
 from gtr.tokenizers import to_uint8
@@ -93,9 +92,5 @@ def sample_t2i(cfg) -> Path:
 
 
 def main(cfg) -> None:
-    try:
-        grid = sample_t2i(cfg)
-    except GtRError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    print(f"wrote {grid}")
+    """``scripts/sample_t2i.py``."""
+    run_job(sample_t2i, cfg)
