@@ -99,6 +99,14 @@ class SimpleMLPAdaLN(nn.Module):
         return self.forward_embedded(x, t, self.cond_embed(z))
 
 
+def guided(cond_out: torch.Tensor, uncond_eps: torch.Tensor, cfg_scale: float) -> torch.Tensor:
+    """[eps, v] under classifier-free guidance: eps from the two branches, v from the conditional one (official
+    ``forward_with_cfg``)."""
+    channels = uncond_eps.shape[1]
+    cond_eps = cond_out[:, :channels]
+    return torch.cat([uncond_eps + cfg_scale * (cond_eps - uncond_eps), cond_out[:, channels:]], dim=1)
+
+
 class DiffusionHead(nn.Module):
     """p(x | z) for one token given its condition z: :meth:`loss` trains it, :meth:`sample` draws from it (the
     official ``DiffLoss``)."""
@@ -147,9 +155,7 @@ class DiffusionHead(nn.Module):
             channels = self.token_dim
 
             def model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-                out = net.forward_embedded(torch.cat([x, x]), t, c_emb).float()
-                cond, uncond = out.chunk(2)
-                eps = uncond[:, :channels] + cfg_scale * (cond[:, :channels] - uncond[:, :channels])
-                return torch.cat([eps, cond[:, channels:]], dim=1)
+                cond, uncond = net.forward_embedded(torch.cat([x, x]), t, c_emb).float().chunk(2)
+                return guided(cond, uncond[:, :channels], cfg_scale)
 
         return p_sample_loop(model, x_T, num_steps, step_noise, temperature, self.clip_timestep)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from gtr.errors import GtRError
 from gtr.models.diffusion import p_sample_loop, respaced_timesteps
-from gtr.models.diffusion_head import modulate
+from gtr.models.diffusion_head import guided, modulate
 from gtr.models.mar import MAR
 from gtr.sampling.mar import MARSampler
 from gtr.sampling.runner import ModelRunner
@@ -86,12 +86,17 @@ class LazyMARSampler(MARSampler):
 # The pieces of a cached step, as functions of explicit tensors: the runner calls them, and the FLOPs counter runs
 # them on the meta device to count exactly what a cached step computes.
 
-def split_qkv(block, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """q, k, v [B, H, N, hd] of a timm ``Block``'s attention for its normalised input x [B, N, D]."""
+def heads(block, qkv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q, k, v [B, H, N, hd] from the output [B, N, 3D] of a timm ``Block``'s ``attn.qkv``."""
     attn = block.attn
-    b, n, _ = x.shape
-    q, k, v = attn.qkv(x).reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+    b, n, _ = qkv.shape
+    q, k, v = qkv.reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
     return attn.q_norm(q), attn.k_norm(k), v
+
+
+def split_qkv(block, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q, k, v of the block's attention for its normalised input x [B, N, D]."""
+    return heads(block, block.attn.qkv(x))
 
 
 def attend(block, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -198,15 +203,13 @@ class LazyMARRunner(ModelRunner):
         self.enc_keys, self.enc_values, self.dec_keys, self.dec_values = [], [], [], []
         self.dec_input: torch.Tensor | None = None  # decoder input of the conditional half [B, L, D]
         self.cond_delta: torch.Tensor | None = None  # last decoder features, unconditional - conditional
-        self.cached_steps = 0  # AR steps that used the caches
 
     def transformer(self, index, tokens, known, cond, positions):
         b = positions.shape[0]
         if self.previous is None or self.sampler.full_step(index):
             z = self._full(tokens, known, cond, b)
         else:
-            z = self._cached(index, tokens[:b], cond[:b], positions, guided=tokens.shape[0] > b)
-            self.cached_steps += 1
+            z = self._cached(index, tokens[:b], cond[:b], positions, with_cfg=tokens.shape[0] > b)
         self.previous = positions
         return z
 
@@ -229,21 +232,16 @@ class LazyMARRunner(ModelRunner):
             for handle in handles:
                 handle.remove()
 
-        def heads(qkv: torch.Tensor, block) -> tuple[torch.Tensor, torch.Tensor]:
-            n, attn = qkv.shape[1], block.attn
-            _, k, v = qkv.reshape(b, n, 3, attn.num_heads, attn.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-            return attn.k_norm(k), v
-
-        enc = [heads(seen["enc", i], blk) for i, blk in enumerate(m.encoder_blocks)]
-        dec = [heads(seen["dec", i], blk) for i, blk in enumerate(m.decoder_blocks)]
-        self.enc_keys, self.enc_values = [k for k, _ in enc], [v for _, v in enc]
-        self.dec_keys, self.dec_values = [k for k, _ in dec], [v for _, v in dec]
+        enc = [heads(blk, seen["enc", i]) for i, blk in enumerate(m.encoder_blocks)]
+        dec = [heads(blk, seen["dec", i]) for i, blk in enumerate(m.decoder_blocks)]
+        self.enc_keys, self.enc_values = [k for _, k, _ in enc], [v for _, _, v in enc]
+        self.dec_keys, self.dec_values = [k for _, k, _ in dec], [v for _, _, v in dec]
         self.dec_input = seen["dec_in"][:b]
         out = seen["dec_out"]
         self.cond_delta = out[b:] - out[:b] if out.shape[0] > b else None
         return z
 
-    def _cached(self, index, tokens, cond, positions, guided: bool):
+    def _cached(self, index, tokens, cond, positions, with_cfg: bool):
         m, s, prev = self.model, self.sampler, self.previous
         b, buf, width = tokens.shape[0], m.buffer_size, self.dec_input.shape[-1]
         new_tokens = torch.gather(tokens, 1, prev[..., None].expand(-1, -1, tokens.shape[-1]))
@@ -255,7 +253,7 @@ class LazyMARRunner(ModelRunner):
         forced = torch.cat([positions, prev], dim=1) + buf
         keep = s.keep_count(index, positions.shape[1], prev.shape[1], self.dec_input.shape[1])
         out = cached_decoder(m, self.dec_input, self.dec_keys, self.dec_values, forced, keep, s.prune_layer)
-        if guided:
+        if with_cfg:
             out = torch.cat([out, out + self.cond_delta.to(out.dtype)])
         return m.decoder_norm(out)[:, buf:] + m.diffusion_pos_embed_learned
 
@@ -277,14 +275,10 @@ class LazyMARRunner(ModelRunner):
             if z_uncond is None:
                 return out
             if both:
-                cond, uncond = out.chunk(2)
-                cache.cfg_delta = cond[:, :channels] - uncond[:, :channels]
-                eps = uncond[:, :channels] + cfg_scale * (cond[:, :channels] - uncond[:, :channels])
-                return torch.cat([eps, cond[:, channels:]], dim=1)
-            cond_eps = out[:, :channels]
-            uncond_eps = cond_eps - cache.cfg_delta
-            eps = uncond_eps + cfg_scale * (cond_eps - uncond_eps)
-            return torch.cat([eps, out[:, channels:]], dim=1)
+                out, uncond = out.chunk(2)
+                cache.cfg_delta = out[:, :channels] - uncond[:, :channels]
+                return guided(out, uncond[:, :channels], cfg_scale)
+            return guided(out, out[:, :channels] - cache.cfg_delta, cfg_scale)
 
         return p_sample_loop(model, x_T, num_steps, step_noise, temperature, head.clip_timestep)
 
