@@ -16,6 +16,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -24,14 +25,12 @@ from omegaconf import OmegaConf
 from PIL import Image
 from tqdm.auto import tqdm
 
-from gtr import sample
 from gtr.errors import GtRError
 from gtr.images import save_png
-from gtr.pipeline import (REPO_ROOT, check_writable, load_configured_model, load_image_tokenizer,
+from gtr.pipeline import (REPO_ROOT, check_writable, load_configured_model, load_image_tokenizer, render_batches,
                           resolve_device, sampler_from_config)
 from gtr.sampling.executor import autocast
 from gtr.sampling.schedule import check_plan
-from gtr.tokenizers import to_uint8
 
 
 def image_ok(path: Path) -> bool:
@@ -108,6 +107,43 @@ def log_to_wandb(cfg, record: dict, images_dir: Path) -> None:
     run.finish()
 
 
+def render_sharded(runtime: Distributed, model, sampler, tokenizer, num_images: int, path_of: Callable[[int], Path],
+                   condition_of: Callable[[list[int]], Any], cfg, desc: str) -> tuple[int, float]:
+    """Render this rank's share of images 0..num_images-1 to ``path_of(id)`` (``cfg``: seed, batch_size, precision,
+    progress), skipping every batch whose images all exist and decode; returns (images generated, seconds) on this
+    rank. All ranks meet at a barrier at the end."""
+    mine = batches_of_rank(num_images, cfg.batch_size, runtime.rank, runtime.world)
+    for ids in mine:  # half-written files of a killed run (each rank clears its own)
+        for i in ids:
+            path_of(i).with_name(f".{path_of(i).name}.tmp").unlink(missing_ok=True)
+    todo = [b for b in mine if not all(image_ok(path_of(i)) for i in b)]
+    done_before = sum(len(b) for b in mine) - sum(len(b) for b in todo)
+    seconds, t0 = 0.0, time.perf_counter()
+    with tqdm(total=sum(len(b) for b in mine), initial=done_before, unit="img", dynamic_ncols=True,
+              desc=f"{desc} (rank 0 of {runtime.world})", disable=not cfg.progress or runtime.rank != 0) as bar:
+        for ids, batch in render_batches(model, sampler, tokenizer, todo, condition_of, seed=cfg.seed,
+                                         precision=cfg.precision):
+            seconds += time.perf_counter() - t0
+            for image_id, image in zip(ids, batch):
+                path = path_of(image_id)
+                if not image_ok(path):
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    save_png(image, path)
+            bar.update(len(ids))
+            t0 = time.perf_counter()
+    runtime.barrier()
+    return sum(len(b) for b in todo), seconds
+
+
+def check_complete(num_images: int, path_of: Callable[[int], Path]) -> None:
+    """Every rank decoded its pre-existing images before skipping them and writes new ones atomically, so existence
+    is completeness here."""
+    missing = [i for i in range(num_images) if not path_of(i).is_file()]
+    if missing:
+        raise GtRError(f"{len(missing)} images missing after generation (first: {path_of(missing[0])}): re-run the "
+                       f"same command to resume")
+
+
 def generate(cfg, sampler_config: str | None = None) -> dict:
     """Run (or resume) the generation job of ``cfg``; returns the results record (rank 0 writes it).
     ``sampler_config`` names the sampler config file (e.g. gtr_16), which the tables script matches rows by."""
@@ -141,40 +177,20 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
     if runtime.rank == 0:
         (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
-    mine = batches_of_rank(num_images, cfg.batch_size, runtime.rank, runtime.world)
-    for ids in mine:  # half-written files of a killed run (each rank clears its own)
-        for i in ids:
-            (images_dir / f".{i:05d}.png.tmp").unlink(missing_ok=True)
-    todo = [b for b in mine if not all(image_ok(images_dir / f"{i:05d}.png") for i in b)]
-    done_before = sum(len(b) for b in mine) - sum(len(b) for b in todo)
-    seconds = 0.0
-    with tqdm(total=sum(len(b) for b in mine), initial=done_before, unit="img", dynamic_ncols=True,
-              desc=f"{cfg.model.name} / {sampler.name} (rank 0 of {runtime.world})",
-              disable=not cfg.progress or runtime.rank != 0) as bar:
-        for ids in todo:
-            t0 = time.perf_counter()
-            latents = sample(model, sampler, labels[ids], seed=cfg.seed, image_ids=ids, precision=cfg.precision)
-            with autocast(device, cfg.precision):
-                batch = to_uint8(tokenizer.decode(latents))
-            seconds += time.perf_counter() - t0
-            for image_id, image in zip(ids, batch):
-                path = images_dir / f"{image_id:05d}.png"
-                if not image_ok(path):
-                    save_png(image, path)
-            bar.update(len(ids))
-    runtime.barrier()
+    def path_of(i: int) -> Path:
+        return images_dir / f"{i:05d}.png"
+
+    generated, seconds = render_sharded(runtime, model, sampler, tokenizer, num_images, path_of,
+                                        lambda ids: labels[ids], cfg, desc=f"{cfg.model.name} / {sampler.name}")
     record = {}
     if runtime.rank == 0:
-        # Every rank decoded its pre-existing images before skipping them and writes new ones atomically, so
-        # existence is completeness here.
-        missing = [i for i in range(num_images) if not (images_dir / f"{i:05d}.png").is_file()]
-        if missing:
-            raise GtRError(f"{len(missing)} images missing after generation (first {missing[0]}): re-run to resume")
+        check_complete(num_images, path_of)
         record = {"model": cfg.model.name, "sampler_config": sampler_config,
                   "sampler": OmegaConf.to_container(cfg.sampler, resolve=True),
                   "seed": cfg.seed, "num_images": num_images, "images_per_class": cfg.images_per_class,
                   "world_size": runtime.world, "device": str(device), "precision": cfg.precision,
-                  "generated_by_rank0": sum(len(b) for b in todo), "seconds_rank0": seconds, "git_commit": git_commit(), "images": str(images_dir)}
+                  "generated_by_rank0": generated, "seconds_rank0": seconds, "git_commit": git_commit(),
+                  "images": str(images_dir)}
         images = None
         if cfg.npz:  # read once, for the .npz and the scorer; without it the scorer streams the PNGs
             images = np.stack([np.asarray(Image.open(images_dir / f"{i:05d}.png").convert("RGB"))

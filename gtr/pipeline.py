@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -87,6 +87,23 @@ def check_writable(folder: Path) -> None:
                        f"folder") from None
 
 
+def render_batches(model, sampler: Schedule, tokenizer: LatentTokenizer, batches: Iterable[list[int]],
+                   condition_of: Callable[[list[int]], Any], *, seed: int | None, precision: str,
+                   rng: str = "per_image") -> Iterator[tuple[list[int], torch.Tensor]]:
+    """For each batch of image ids, yield the ids and their uint8 images [B, H, W, 3]: the latents of the batch's
+    conditions (``condition_of(ids)``: class labels or text features) sampled with each image's own stream, decoded
+    under the run's precision (the official evaluation decodes under autocast too)."""
+    device = next(model.parameters()).device
+    for ids in batches:
+        condition = condition_of(ids)
+        if isinstance(condition, torch.Tensor):
+            condition = condition.to(device)
+        latents = sample(model, sampler, condition, seed=seed, image_ids=ids, rng=rng, precision=precision)
+        with autocast(device, precision):
+            images = to_uint8(tokenizer.decode(latents))
+        yield ids, images
+
+
 def row_names(model_cfg: Mapping[str, Any], classes: list[int]) -> list[str]:
     kind = model_cfg.get("class_names")
     names = imagenet_class_names() if kind == "imagenet" else list(FASHION_CLASSES) if kind == "fashion_mnist" else None
@@ -114,18 +131,16 @@ def sample_to_folder(cfg) -> Path:
     check_plan(sampler.plan(model.seq_h, model.seq_w), model.seq_len, sampler.name)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
-    images = []
     if cfg.rng == "official":  # the official scripts seed the global generators once per process
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
+    batches = [list(range(i, min(i + cfg.batch_size, len(labels)))) for i in range(0, len(labels), cfg.batch_size)]
+    images = []
     with tqdm(total=len(labels), unit="img", desc=f"{cfg.model.name} / {sampler.name}",
               disable=not cfg.progress) as bar:
-        for start in range(0, len(labels), cfg.batch_size):
-            ids = list(range(start, min(start + cfg.batch_size, len(labels))))
-            latents = sample(model, sampler, labels[ids], seed=None if cfg.rng == "official" else cfg.seed,
-                             image_ids=ids, rng=cfg.rng, precision=cfg.precision)
-            with autocast(device, cfg.precision):  # the official evaluation decodes under autocast too
-                batch = to_uint8(tokenizer.decode(latents))
+        for ids, batch in render_batches(model, sampler, tokenizer, batches, lambda ids: labels[ids],
+                                         seed=None if cfg.rng == "official" else cfg.seed, rng=cfg.rng,
+                                         precision=cfg.precision):
             for image_id, image in zip(ids, batch):
                 save_png(image, out / "images" / f"{image_id:05d}.png")
             images.append(batch)

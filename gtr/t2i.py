@@ -9,14 +9,14 @@ import torch
 from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
-from gtr import sample
 from gtr.errors import GtRError
 from gtr.images import labelled_grid, save_png
 from gtr.models import build_lightgen, load_lightgen
-from gtr.pipeline import check_writable, load_image_tokenizer, resolve_device, run_job, sampler_from_config
+from gtr.pipeline import (check_writable, load_image_tokenizer, render_batches, resolve_device, run_job,
+                          sampler_from_config)
 from gtr.sampling.executor import autocast
 from gtr.sampling.schedule import check_plan
-from gtr.tokenizers import to_uint8
+from gtr.text import T5TextEncoder, cached_features
 
 
 def read_prompts(cfg) -> list[str]:
@@ -45,17 +45,23 @@ def load_text_model(cfg, device: torch.device):
     return model
 
 
-def text_features(cfg, prompts: list[str], model, device: torch.device) -> torch.Tensor:
-    """T5 features [P, L, C] of the prompts; with ``text_encoder.random_init`` random features seeded by each
-    prompt (pipeline tests without T5)."""
-    enc = cfg.model.text_encoder
-    if enc.get("random_init"):
-        shape = (model.config.max_length, model.config.caption_channels)
-        seeds = [int(hashlib.sha256(p.encode()).hexdigest()[:8], 16) for p in prompts]
-        return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seeds])
-    from gtr.text import T5TextEncoder, cached_features
-    encoder = T5TextEncoder(enc.path, max_length=enc.max_length, dtype=enc.dtype, device=device)
-    return cached_features(encoder, prompts, cfg.text_cache)
+class PromptEncoder:
+    """T5 features [P, L, C] (float32, CPU) of prompts as the config asks: FLAN-T5 through transformers, loaded once
+    at first use, with per-prompt features cached on disk under ``text_cache``; or, with
+    ``text_encoder.random_init``, random features seeded by each prompt (pipeline tests without T5)."""
+
+    def __init__(self, cfg, model, device: torch.device):
+        enc = cfg.model.text_encoder
+        self.shape = (model.config.max_length, model.config.caption_channels)
+        self.cache = cfg.text_cache
+        self.encoder = None if enc.get("random_init") else T5TextEncoder(
+            enc.path, max_length=enc.max_length, dtype=enc.dtype, device=device)
+
+    def __call__(self, prompts: list[str]) -> torch.Tensor:
+        if self.encoder is None:
+            seeds = [int(hashlib.sha256(p.encode()).hexdigest()[:8], 16) for p in prompts]
+            return torch.stack([torch.randn(self.shape, generator=torch.Generator().manual_seed(s)) for s in seeds])
+        return cached_features(self.encoder, prompts, self.cache).cpu()
 
 
 def sample_t2i(cfg) -> Path:
@@ -70,18 +76,15 @@ def sample_t2i(cfg) -> Path:
     model = load_text_model(cfg, device)
     check_plan(sampler.plan(model.seq_h, model.seq_w), model.seq_len, sampler.name)
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
-    features = text_features(cfg, prompts, model, device)
+    features = PromptEncoder(cfg, model, device)(prompts)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     rows = torch.arange(len(prompts)).repeat_interleave(cfg.images_per_prompt)  # image k shows prompt rows[k]
+    batches = [list(range(i, min(i + cfg.batch_size, len(rows)))) for i in range(0, len(rows), cfg.batch_size)]
     images = []
     with tqdm(total=len(rows), unit="img", desc=f"{cfg.model.name} / {sampler.name}", disable=not cfg.progress) as bar:
-        for start in range(0, len(rows), cfg.batch_size):
-            ids = list(range(start, min(start + cfg.batch_size, len(rows))))
-            latents = sample(model, sampler, features[rows[ids]].to(device), seed=cfg.seed, image_ids=ids,
-                             precision=cfg.precision)
-            with autocast(device, cfg.precision):
-                batch = to_uint8(tokenizer.decode(latents))
+        for ids, batch in render_batches(model, sampler, tokenizer, batches, lambda ids: features[rows[ids]],
+                                         seed=cfg.seed, precision=cfg.precision):
             for image_id, image in zip(ids, batch):
                 save_png(image, out / "images" / f"{image_id:05d}.png")
             images.append(batch)

@@ -21,34 +21,44 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 class T5TextEncoder:
+    """The encoder and tokenizer are loaded on first use, so a run whose prompts are all cached never loads T5."""
+
     def __init__(self, name_or_path: str | os.PathLike = T5_NAME, max_length: int = 128, dtype: str = "fp32",
                  device: str | torch.device = "cpu"):
+        if dtype not in DTYPES:
+            raise GtRError(f"unknown text-encoder dtype {dtype!r}: choose fp32 or bf16")
+        self.name = str(name_or_path)
+        self.max_length = max_length
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self._tokenizer = self._model = None
+
+    def load(self) -> "T5TextEncoder":
+        if self._model is not None:
+            return self
         try:
             from transformers import AutoTokenizer, T5EncoderModel
         except ImportError:
             raise GtRError("the T5 text encoder needs transformers: pip install transformers sentencepiece") from None
-        if dtype not in DTYPES:
-            raise GtRError(f"unknown text-encoder dtype {dtype!r}: choose fp32 or bf16")
-        local = offline() or Path(name_or_path).is_dir()
+        local = offline() or Path(self.name).is_dir()
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(name_or_path), local_files_only=local)
-            self.model = T5EncoderModel.from_pretrained(str(name_or_path), dtype=DTYPES[dtype],
-                                                        local_files_only=local).to(device).eval()
+            self._tokenizer = AutoTokenizer.from_pretrained(self.name, local_files_only=local)
+            self._model = T5EncoderModel.from_pretrained(self.name, dtype=DTYPES[self.dtype],
+                                                         local_files_only=local).to(self.device).eval()
         except OSError as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise GtRError(f"T5 text encoder {str(name_or_path)!r} not found ({first}): `huggingface-cli download "
-                           f"{T5_NAME}` when online, or set model.text_encoder=<local folder>") from None
-        self.name = str(name_or_path)
-        self.max_length = max_length
-        self.dtype = dtype
+            raise GtRError(f"T5 text encoder {self.name!r} not found ({first}): `huggingface-cli download "
+                           f"{T5_NAME}` when online, or set model.text_encoder.path=<local folder>") from None
+        return self
 
     @torch.no_grad()
     def __call__(self, prompts: list[str]) -> torch.Tensor:
         """float32 features [B, max_length, hidden] of the prompts (T5's ``last_hidden_state``, padding rows kept)."""
-        batch = self.tokenizer(list(prompts), padding="max_length", max_length=self.max_length, truncation=True,
-                               return_tensors="pt")
-        device = next(self.model.parameters()).device
-        out = self.model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device))
+        self.load()
+        batch = self._tokenizer(list(prompts), padding="max_length", max_length=self.max_length, truncation=True,
+                                return_tensors="pt")
+        out = self._model(input_ids=batch.input_ids.to(self.device),
+                          attention_mask=batch.attention_mask.to(self.device))
         return out.last_hidden_state.float()
 
     def key(self, prompt: str) -> str:

@@ -57,6 +57,12 @@ WEIGHTS: dict[str, WeightFile] = {
     # Beckham808/LightGen, whose file list is not public: place the official file here (or pass its path).
     "lightgen": WeightFile("LightGen", "lightgen/fluid_dpo/checkpoint-last.pth", None, 3030, "model.checkpoint"),
     "sd3_vae": WeightFile("SD3 VAE", "vae/sd3_vae.safetensors", None, 160, "model.tokenizer.checkpoint"),
+    # GenEval's detector: mmdetection 2.x Mask2Former Swin-S (COCO instance), as the official evaluator downloads it
+    # (evaluation/download_models.sh); converted to transformers' Mask2Former by gtr.eval.geneval.convert.
+    "geneval_mask2former": WeightFile(
+        "GenEval Mask2Former (mmdet Swin-S)", "geneval/mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco.pth",
+        "https://download.openmmlab.com/mmdetection/v2.0/mask2former/mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco/"
+        "mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco_20220504_001756-743b7d99.pth", 265, "geneval.detector_path"),
     # Trained by this project on Fashion-MNIST (scripts/train.py) and shipped with the package.
     "mar_fmnist": WeightFile("Fashion-MNIST MAR", "fmnist/mar_fmnist.safetensors", None, 0, "model.checkpoint",
                              bundled="mar_fmnist.safetensors"),
@@ -142,7 +148,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
             raise GtRError(f"{path} is truncated or not a PyTorch checkpoint; re-download it") from None
         raise GtRError(f"{path} holds Python objects that are not loaded for safety ({blocked[1]}); export its "
                        f"tensors to a plain state dict or a .safetensors file") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+        # OSError: torch's zip reader fails with EINVAL on a zip cut under ~64 KB.
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise GtRError(f"{path} is truncated or not a PyTorch checkpoint ({first}); re-download it") from None
     if not isinstance(obj, dict):

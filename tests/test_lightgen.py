@@ -126,8 +126,8 @@ def test_prompt_to_image_with_tiny_models(tmp_path):
 
 def test_missing_text_encoder_is_one_line(tmp_path):
     from gtr.text import T5TextEncoder
-    with pytest.raises(GtRError, match="model.text_encoder"):
-        T5TextEncoder(tmp_path / "no_t5_here")
+    with pytest.raises(GtRError, match="model.text_encoder.path"):
+        T5TextEncoder(tmp_path / "no_t5_here").load()
 
 
 def test_sample_t2i_script_writes_a_captioned_grid(tmp_path):

@@ -1,0 +1,116 @@
+"""GenEval's prompts and the generation layout its evaluator reads.
+
+Prompts: ``prompts/evaluation_metadata.jsonl`` of djghosh13/geneval (553 JSON lines: ``tag``, ``prompt``,
+``include``, and ``exclude`` on counting prompts), from a local path or downloaded once when online.
+
+Layout (GenEval README; the evaluator visits all-digit folders and ``\\d+.png`` files)::
+
+    <out>/00000/metadata.jsonl      # the untouched JSON line of prompt 0, as one object
+    <out>/00000/samples/0000.png    # ... 0003.png: n_samples images per prompt
+
+LightGen's own GenEval script wraps every metadata string in a list (DataLoader collation), which the official
+evaluator cannot read (shared notes lightgen_geneval.md Sec. 2.3); here the record is written as read.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.error
+from pathlib import Path
+
+from gtr.errors import GtRError
+from gtr.eval.geneval.rules import COLORS, OBJECT_NAMES
+from gtr.weights import download_file, offline
+
+METADATA_URL = ("https://raw.githubusercontent.com/djghosh13/geneval/af4902f24d3ca90ebbb446dd9891a59e0f82725f/"
+                "prompts/evaluation_metadata.jsonl")
+METADATA_SHA256 = "5c48e0813e812e3c373fa5c8ed07a8f0a483be30272b4427b0559c8048e67c13"
+METADATA_RELPATH = "geneval/evaluation_metadata.jsonl"  # under weights.root
+RELATIONS = ("left of", "right of", "above", "below")
+
+
+def resolve_metadata(path: str | os.PathLike | None, root: str | os.PathLike, download: bool = True) -> Path:
+    """``path``, else ``<root>/geneval/evaluation_metadata.jsonl``, downloaded there (and checked against the
+    official file's SHA-256) when missing and allowed."""
+    if path is not None:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise GtRError(f"GenEval prompts: {path} does not exist; fix geneval.prompts=... (the official "
+                           f"evaluation_metadata.jsonl, or a file of the same format)")
+        return path
+    local = Path(root).expanduser() / METADATA_RELPATH
+    if local.is_file():
+        return local
+    reason = "downloads disabled"
+    if download and not offline():
+        try:
+            download_file(METADATA_URL, local, desc="GenEval prompts")
+        except (urllib.error.URLError, OSError) as err:
+            reason = f"download failed: {getattr(err, 'reason', err)}"
+        else:
+            digest = hashlib.sha256(local.read_bytes()).hexdigest()
+            if digest != METADATA_SHA256:
+                local.unlink()
+                raise GtRError(f"downloaded GenEval prompts do not match the official file (sha256 {digest[:12]}...): "
+                               f"download {METADATA_URL} by hand to {local}")
+            return local
+    raise GtRError(f"GenEval prompts not found ({reason}): download {METADATA_URL} to {local}, or set "
+                   f"geneval.prompts=/path/to/evaluation_metadata.jsonl")
+
+
+def read_metadata(path: str | os.PathLike) -> list[dict]:
+    """The prompt records of a metadata file, one per non-empty line, checked against the evaluator's vocabulary."""
+    records = []
+    with open(path) as fp:
+        for number, line in enumerate(fp, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise GtRError(f"{path}:{number} is not JSON ({err.msg}): give GenEval's "
+                               f"evaluation_metadata.jsonl format, one JSON object per line") from None
+            problem = _problem(record)
+            if problem:
+                raise GtRError(f"{path}:{number}: {problem}; GenEval's evaluator could not score this prompt")
+            records.append(record)
+    if not records:
+        raise GtRError(f"{path} holds no prompts: give GenEval's evaluation_metadata.jsonl")
+    return records
+
+
+def _problem(record) -> str | None:
+    if not isinstance(record, dict) or not {"tag", "prompt", "include"} <= record.keys():
+        return "a record needs tag, prompt and include"
+    clauses = record["include"] + record.get("exclude", [])
+    for clause in clauses:
+        if clause.get("class") not in OBJECT_NAMES:
+            return f"unknown class {clause.get('class')!r} (the detector's 80 COCO classes, GenEval's names)"
+        if not isinstance(clause.get("count"), int) or clause["count"] < 1:
+            return f"count of {clause['class']!r} must be a positive integer"
+        if "color" in clause and clause["color"] not in COLORS:
+            return f"unknown colour {clause['color']!r} (one of {', '.join(COLORS)})"
+    for clause in record["include"]:
+        if "position" in clause:
+            relation, target = clause["position"]
+            if relation not in RELATIONS or not 0 <= target < record["include"].index(clause):
+                return f"position {clause['position']!r} must be [one of {RELATIONS}, index of an earlier clause]"
+    return None
+
+
+def prompt_folder(out: str | os.PathLike, index: int) -> Path:
+    return Path(out) / f"{index:05d}"
+
+
+def image_path(out: str | os.PathLike, index: int, sample: int) -> Path:
+    return prompt_folder(out, index) / "samples" / f"{sample:04d}.png"
+
+
+def write_metadata(out: str | os.PathLike, index: int, record: dict) -> None:
+    """``<out>/<index>/metadata.jsonl``: the prompt's record as one JSON object, written atomically."""
+    folder = prompt_folder(out, index)
+    (folder / "samples").mkdir(parents=True, exist_ok=True)
+    tmp = folder / ".metadata.jsonl.tmp"
+    tmp.write_text(json.dumps(record) + "\n")
+    os.replace(tmp, folder / "metadata.jsonl")

@@ -1,0 +1,99 @@
+"""Score a GenEval folder (the official layout) image by image, as ``evaluation/evaluate_images.py`` does, into
+its ``results.jsonl`` format (filename, tag, prompt, correct, reason, metadata, details), then summarise.
+
+Resumable: each scored prompt folder is appended to ``.results.partial.jsonl`` (flushed), and a restart skips the
+images already there; ``results.jsonl`` appears only once every image is scored.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from PIL import Image, ImageOps
+from tqdm.auto import tqdm
+
+from gtr.errors import GtRError
+from gtr.eval.geneval.colors import ColorClassifier
+from gtr.eval.geneval.detector import Detector
+from gtr.eval.geneval.rules import OBJECT_NAMES, Thresholds, evaluate, select_objects
+
+IMAGE_NAME = re.compile(r"\d+\.png")  # the official evaluator's filter (re.match: a prefix match)
+
+
+def prompt_folders(folder: Path) -> list[Path]:
+    """The all-digit subfolders the official evaluator visits, in numeric order."""
+    return sorted((p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+
+
+def images_of(prompt_folder: Path) -> list[Path]:
+    samples = prompt_folder / "samples"
+    return sorted(p for p in samples.iterdir() if p.is_file() and IMAGE_NAME.match(p.name)) \
+        if samples.is_dir() else []
+
+
+def score_image(path: Path, metadata: dict, detector: Detector, colors: ColorClassifier,
+                thresholds: Thresholds = Thresholds()) -> dict:
+    """One row of ``results.jsonl``."""
+    image = ImageOps.exif_transpose(Image.open(path))
+    objects = select_objects(detector(image), OBJECT_NAMES, metadata["tag"], thresholds)
+    correct, reason = evaluate(objects, metadata, lambda found, name: colors(image, found, name), thresholds)
+    return {"filename": str(path), "tag": metadata["tag"], "prompt": metadata["prompt"], "correct": correct,
+            "reason": reason, "metadata": json.dumps(metadata),
+            "details": json.dumps({name: [obj.box.tolist() for obj in found] for name, found in objects.items()})}
+
+
+def score_folder(folder: str | os.PathLike, detector: Detector, colors: ColorClassifier,
+                 thresholds: Thresholds = Thresholds(), out: str | os.PathLike | None = None,
+                 progress: bool = True) -> list[dict]:
+    """Score every image of ``folder``; writes ``out`` (default ``<folder>/results.jsonl``) and returns its rows in
+    prompt then image order."""
+    folder = Path(folder)
+    out = Path(out) if out else folder / "results.jsonl"
+    partial = out.with_name(f".{out.stem}.partial.jsonl")
+    prompts = prompt_folders(folder) if folder.is_dir() else []
+    if not prompts:
+        raise GtRError(f"{folder} holds no GenEval prompt folders (00000/metadata.jsonl, 00000/samples/0000.png, "
+                       f"...): generate first, or point at such a folder")
+    done = _resume_rows(partial)
+    todo = [(p, images_of(p)) for p in prompts]
+    total = sum(len(images) for _, images in todo)
+    with open(partial, "a") as sink, tqdm(total=total, unit="img", desc=f"GenEval ({detector.label})",
+                                          disable=not progress) as bar:
+        for prompt, images in todo:
+            try:
+                metadata = json.loads((prompt / "metadata.jsonl").read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                raise GtRError(f"{prompt / 'metadata.jsonl'} is missing or not one JSON object ({err}): re-run the "
+                               f"generation to rewrite it") from None
+            rows = [score_image(path, metadata, detector, colors, thresholds) for path in images
+                    if str(path) not in done]
+            for row in rows:
+                sink.write(json.dumps(row) + "\n")
+                done[row["filename"]] = row
+            sink.flush()
+            bar.update(len(images))
+    results = [done[str(path)] for _, images in todo for path in images]
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text("".join(json.dumps(row) + "\n" for row in results))
+    os.replace(tmp, out)
+    partial.unlink()
+    return results
+
+
+def _resume_rows(path: Path) -> dict[str, dict]:
+    """Rows of a partial results file by filename; the file is rewritten without a line cut by a kill, so that
+    appending continues on a fresh line."""
+    rows = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            rows[row["filename"]] = row
+        tmp = path.with_name(f"{path.name}.tmp")
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in rows.values()))
+        os.replace(tmp, path)
+    return rows

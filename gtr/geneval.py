@@ -1,0 +1,147 @@
+"""GenEval for LightGen and any sampler (``scripts/geneval.py``): generate the official layout, score it, write
+the per-task JSON that the tables script reads (Table 2).
+
+Generation reuses the FID sampler's machinery (:func:`gtr.generate.render_sharded`): image k shows prompt
+k // n_samples and draws from its own (seed, k) stream, fixed batches go round-robin to ranks, PNGs are written
+atomically, a re-run resumes, and 1 or N processes write the same images. T5 runs once per prompt (features cached
+on disk, ``text_cache``) and is not loaded at all when every prompt is cached. Rank 0 then scores the folder
+(resumable too) and writes ``results.jsonl`` (the official evaluator's format), ``summary.txt`` (its printout)
+and ``results.json`` (the run record with a ``geneval`` field of Table 2 cells, and the detector's label).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from gtr.errors import GtRError
+from gtr.eval.geneval.colors import load_color_classifier
+from gtr.eval.geneval.detector import load_detector
+from gtr.eval.geneval.prompts import image_path, read_metadata, resolve_metadata, write_metadata
+from gtr.eval.geneval.rules import Thresholds
+from gtr.eval.geneval.score import score_folder
+from gtr.eval.geneval.summary import format_summary, scores, summarize
+from gtr.generate import Distributed, batches_of_rank, check_complete, git_commit, render_sharded
+from gtr.pipeline import check_writable, load_image_tokenizer, resolve_device, run_job, sampler_from_config
+from gtr.sampling.executor import autocast
+from gtr.sampling.schedule import check_plan
+from gtr.t2i import PromptEncoder, load_text_model
+
+
+def load_prompts(cfg) -> list[dict]:
+    records = read_metadata(resolve_metadata(cfg.geneval.prompts, cfg.weights.root, cfg.weights.download))
+    if cfg.num_prompts is not None:
+        if cfg.num_prompts < 1:
+            raise GtRError("num_prompts must be >= 1 (or null for all prompts)")
+        records = records[:cfg.num_prompts]
+    return records
+
+
+def generate_images(cfg, runtime: Distributed, records: list[dict]) -> dict:
+    """Render (or resume) the layout under ``cfg.output_dir``; returns what rank 0 knows of the generation."""
+    out, n = Path(cfg.output_dir), cfg.n_samples
+    device = runtime.device
+    sampler = sampler_from_config(cfg.sampler)
+    autocast(device, cfg.precision)  # validates the precision name
+    model = load_text_model(cfg, device)
+    check_plan(sampler.plan(model.seq_h, model.seq_w), model.seq_len, sampler.name)
+    tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
+    if runtime.rank == 0:
+        for index, record in enumerate(records):
+            write_metadata(out, index, record)
+        (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    num_images = len(records) * n
+
+    def path_of(i: int) -> Path:
+        return image_path(out, i // n, i % n)
+
+    # This rank's prompts are encoded before sampling (read from the cache where possible), so T5 is freed before
+    # LightGen runs.
+    mine = sorted({i // n for batch in batches_of_rank(num_images, cfg.batch_size, runtime.rank, runtime.world)
+                   for i in batch})
+    encode = PromptEncoder(cfg, model, device)
+    features = dict(zip(mine, encode([records[p]["prompt"] for p in mine])))
+    del encode
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+    def condition_of(ids: list[int]) -> torch.Tensor:
+        return torch.stack([features[i // n] for i in ids])
+
+    generated, seconds = render_sharded(runtime, model, sampler, tokenizer, num_images, path_of, condition_of, cfg,
+                                        desc=f"GenEval {cfg.model.name} / {sampler.name}")
+    if runtime.rank == 0:
+        check_complete(num_images, path_of)
+    return {"num_images": num_images, "generated_by_rank0": generated, "seconds_rank0": seconds,
+            "world_size": runtime.world}
+
+
+def load_scorer(cfg):
+    """The detector and the CLIP colour classifier, on the CPU: loaded before generation so that missing weights
+    stop the run before any image is made."""
+    g = cfg.geneval
+    detector = load_detector(g.detector, g.detector_path, cfg.weights.root, cfg.weights.download)
+    colors = load_color_classifier(g.clip_path, cfg.weights.download, amp=g.clip_amp)
+    return detector, colors
+
+
+def score(cfg, scorer, device: torch.device) -> tuple[dict, str]:
+    """Score the folder; returns the summary and the detector's label."""
+    detector, colors = (part.to(device) for part in scorer)
+    if not cfg.geneval.tf32 and device.type == "cuda":  # TF32 moves detection scores across the thresholds
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    rows = score_folder(cfg.output_dir, detector, colors, Thresholds(**cfg.geneval.thresholds),
+                        progress=cfg.progress)
+    summary = summarize(rows)
+    (Path(cfg.output_dir) / "summary.txt").write_text(f"{detector.label}\n\n{format_summary(summary)}\n")
+    return summary, detector.label
+
+
+def run_geneval(cfg, sampler_config: str | None = None) -> dict:
+    """Generate (``generate=true``) and score (``score=true``) ``cfg.output_dir``; returns the run record that rank 0
+    writes to ``results.json``."""
+    out = Path(cfg.output_dir)
+    check_writable(out)
+    if cfg.n_samples < 1 or cfg.batch_size < 1:
+        raise GtRError("need n_samples >= 1 and batch_size >= 1")
+    records = load_prompts(cfg)
+    runtime = Distributed(resolve_device(cfg.device))
+    try:
+        scorer = load_scorer(cfg) if cfg.score and runtime.rank == 0 else None
+        t0 = time.perf_counter()
+        generation = generate_images(cfg, runtime, records) if cfg.generate else {}
+        record = {}
+        if runtime.rank == 0:
+            record = {"model": cfg.model.name, "sampler_config": sampler_config,
+                      "sampler": OmegaConf.to_container(cfg.sampler, resolve=True), "seed": cfg.seed,
+                      "prompts": len(records), "n_samples": cfg.n_samples, "device": str(runtime.device),
+                      "precision": cfg.precision, "git_commit": git_commit(), "images": str(out), **generation,
+                      "generation_wall_s": time.perf_counter() - t0}
+            if cfg.score:
+                summary, label = score(cfg, scorer, runtime.device)
+                record.update(evaluator=label, geneval_summary=summary, geneval=scores(summary))
+            tmp = out / ".results.json.tmp"
+            tmp.write_text(json.dumps(record, indent=1) + "\n")
+            os.replace(tmp, out / "results.json")
+        runtime.barrier()
+        return record
+    finally:
+        runtime.close()
+
+
+def main(cfg) -> None:
+    """``scripts/geneval.py``: the run, with the sampler config's name in the record (the tables match rows by it)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    def job(cfg) -> Path:
+        record = run_geneval(cfg, sampler_config=HydraConfig.get().runtime.choices.get("sampler"))
+        if record.get("geneval"):
+            print(f"{record['evaluator']}: " + ", ".join(f"{k} {v:.3f}" for k, v in record["geneval"].items()))
+        return Path(cfg.output_dir) / "results.json"
+
+    run_job(job, cfg)

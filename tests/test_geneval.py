@@ -1,0 +1,255 @@
+"""GenEval: prompts and layout, the detector's mmdet pre/post-processing, the CLIP colour classifier, resumable
+scoring, and scripts/geneval.py end to end on tiny random models saved in the real (transformers) layouts."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO, run_env
+from gtr.errors import GtRError
+from gtr.eval.geneval.colors import TEMPLATES, ColorClassifier
+from gtr.eval.geneval.detector import Detector, mask_to_box
+from gtr.eval.geneval.prompts import image_path, read_metadata, resolve_metadata, write_metadata
+from gtr.eval.geneval.rules import COLORS, OBJECT_NAMES, Detection
+
+BENCH = OBJECT_NAMES.index("bench")
+PROMPTS = [  # one per task, in GenEval's format
+    {"tag": "single_object", "include": [{"class": "bench", "count": 1}], "prompt": "a photo of a bench"},
+    {"tag": "single_object", "include": [{"class": "cow", "count": 1}], "prompt": "a photo of a cow"},
+    {"tag": "two_object", "include": [{"class": "bench", "count": 1}, {"class": "dog", "count": 1}],
+     "prompt": "a photo of a bench and a dog"},
+    {"tag": "counting", "include": [{"class": "bench", "count": 2}], "exclude": [{"class": "bench", "count": 3}],
+     "prompt": "a photo of two benches"},
+    {"tag": "colors", "include": [{"class": "bench", "count": 1, "color": "blue"}], "prompt": "a photo of a blue bench"},
+    {"tag": "position", "include": [{"class": "bench", "count": 1},
+                                    {"class": "bench", "count": 1, "position": ["left of", 0]}],
+     "prompt": "a photo of a bench left of a bench"},
+    {"tag": "color_attr", "include": [{"class": "bench", "count": 1, "color": "red"},
+                                      {"class": "cow", "count": 1, "color": "white"}],
+     "prompt": "a photo of a red bench and a white cow"},
+]
+
+
+def write_prompts(path, records=PROMPTS):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def tiny_mask2former(folder=None, bench_logit=10.0):
+    """A random tiny Mask2Former (Swin backbone, 80 COCO classes) whose classifier says "bench" for every query,
+    so random masks still give bench detections above GenEval's thresholds."""
+    from transformers import Mask2FormerConfig, Mask2FormerForUniversalSegmentation, SwinConfig
+    torch.manual_seed(0)
+    backbone = SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 2, 2], window_size=7,
+                          out_features=["stage1", "stage2", "stage3", "stage4"])
+    config = Mask2FormerConfig(backbone_config=backbone, num_labels=80, feature_size=32, mask_feature_size=32,
+                               hidden_dim=32, encoder_feedforward_dim=64, dim_feedforward=64, encoder_layers=1,
+                               decoder_layers=2, num_queries=10, num_attention_heads=2)
+    model = Mask2FormerForUniversalSegmentation(config).eval()
+    with torch.no_grad():
+        model.class_predictor.weight.zero_()
+        model.class_predictor.bias.zero_()
+        model.class_predictor.bias[BENCH] = bench_logit
+    if folder is not None:
+        model.save_pretrained(folder)
+    return model
+
+
+def tiny_clip(folder=None):
+    """A random tiny CLIP with a word-level tokenizer (BOS/EOS added as CLIP's), in from_pretrained's layout."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import CLIPConfig, CLIPModel, PreTrainedTokenizerFast
+    words = ["<pad>", "<bos>", "<eos>", "<unk>", "a", "photo", "of", "object", "colored", "-", *COLORS, "bench", "cow"]
+    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.post_processor = processors.TemplateProcessing(single="<bos> $A <eos>", special_tokens=[("<bos>", 1),
+                                                                                                  ("<eos>", 2)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", bos_token="<bos>",
+                                        eos_token="<eos>", unk_token="<unk>")
+    torch.manual_seed(0)
+    model = CLIPModel(CLIPConfig(
+        text_config=dict(vocab_size=len(words), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=32, bos_token_id=1, eos_token_id=2,
+                         pad_token_id=0),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=224, patch_size=32), projection_dim=16)).eval()
+    if folder is not None:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+    return model, tokenizer
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# prompts and layout
+
+def test_metadata_is_checked_and_written_untouched(tmp_path):
+    records = read_metadata(write_prompts(tmp_path / "meta.jsonl"))
+    assert records == PROMPTS
+    write_metadata(tmp_path / "out", 3, records[5])
+    text = (tmp_path / "out" / "00003" / "metadata.jsonl").read_text()
+    assert text == json.dumps(PROMPTS[5]) + "\n" and json.loads(text) == PROMPTS[5]  # one raw object, no lists
+    assert image_path(tmp_path / "out", 3, 1) == tmp_path / "out" / "00003" / "samples" / "0001.png"
+    bad = {"unicorn": {**PROMPTS[0], "include": [{"class": "unicorn", "count": 1}]},
+           "colour": {**PROMPTS[4], "include": [{"class": "bench", "count": 1, "color": "teal"}]},
+           "position": {**PROMPTS[5], "include": [{"class": "bench", "count": 1, "position": ["left of", 0]}]}}
+    for word, record in bad.items():
+        with pytest.raises(GtRError, match=r"meta.jsonl:2: .*" + {"unicorn": "unknown class", "colour": "colour",
+                                                                  "position": "position"}[word]):
+            read_metadata(write_prompts(tmp_path / "meta.jsonl", [PROMPTS[0], record]))
+    (tmp_path / "meta.jsonl").write_text('{"tag": "x"\n')
+    with pytest.raises(GtRError, match="not JSON"):
+        read_metadata(tmp_path / "meta.jsonl")
+
+
+def test_missing_prompts_file_is_one_line(tmp_path):
+    with pytest.raises(GtRError, match="geneval.prompts=") as err:
+        resolve_metadata(None, tmp_path, download=True)  # GTR_OFFLINE=1 in tests
+    assert "\n" not in str(err.value) and "evaluation_metadata.jsonl" in str(err.value)
+    with pytest.raises(GtRError, match="does not exist"):
+        resolve_metadata(tmp_path / "none.jsonl", tmp_path)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# detector: mmdet's test pipeline and instance post-processing
+
+def test_preprocess_resizes_as_mmdet_and_pads_to_32():
+    detector = Detector(tiny_mask2former(), "hf")
+    x, size = detector.preprocess(Image.new("RGB", (512, 512), (124, 116, 104)))
+    assert x.shape == (1, 3, 800, 800) and size == (800, 800)
+    assert torch.allclose(x[0, :, 400, 400], torch.tensor([(124 - 123.675) / 58.395, (116 - 116.28) / 57.12,
+                                                           (104 - 103.53) / 57.375]), atol=1e-6)
+    x, size = detector.preprocess(Image.new("RGB", (500, 300)))  # PIL size is (w, h)
+    assert size == (800, 1333) and x.shape == (1, 3, 800, 1344)  # scale min(1333/500, 800/300)
+    assert (x[0, :, :, 1333:] == 0).all()  # zero padding after normalisation
+
+
+def test_postprocess_topk_over_query_class_pairs_scores_and_boxes():
+    detector = Detector(tiny_mask2former(), "hf", max_per_image=3)
+    logits = torch.full((3, 81), -20.0)
+    logits[0, 5], logits[0, 7] = 5.0, 5.0  # query 0: two classes at 0.5 each
+    logits[1, 7] = 10.0  # query 1: class 7 at ~1.0
+    logits[2, 9], logits[2, 80] = 1.0, 3.0  # query 2: class 9 at 0.12, the 4th best pair -> cut (max_per_image=3)
+    masks = torch.full((3, 8, 8), -4.0)
+    masks[0, 2:5, 1:4] = 2.0
+    masks[1, 6:8, 0:8] = 0.5
+    per_class = detector.postprocess(logits, masks)
+    assert len(per_class) == 80 and all(len(b) == 0 for i, (b, m) in enumerate(per_class) if i not in (5, 7))
+    boxes5, masks5 = per_class[5]
+    assert boxes5.shape == (1, 5) and masks5.shape == (1, 8, 8) and masks5[0].sum() == 9
+    p = torch.softmax(logits[0], 0)[5].item()
+    assert boxes5[0, :4].tolist() == [1, 2, 4, 5]  # x_min, y_min, x_max + 1, y_max + 1
+    assert boxes5[0, 4] == pytest.approx(p * torch.sigmoid(torch.tensor(2.0)).item(), rel=1e-5)
+    boxes7 = per_class[7][0]
+    assert sorted(boxes7[:, :4].tolist()) == [[0, 6, 8, 8], [1, 2, 4, 5]]  # the same query 0 gives class 7 too
+    assert mask_to_box(torch.zeros(1, 4, 4, dtype=torch.bool)).tolist() == [[0, 0, 0, 0]]
+    with pytest.raises(GtRError, match="unknown detector"):
+        Detector(tiny_mask2former(), "yolo")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# colour classifier
+
+def test_crops_composite_the_mask_over_grey_and_round_the_box():
+    model, tokenizer = tiny_clip()
+    colors = ColorClassifier(model, tokenizer)
+    image = Image.new("RGB", (16, 16), (200, 10, 10))
+    mask = np.zeros((16, 16), dtype=bool)
+    mask[4:8, 4:8] = True
+    crop, = colors.crops(image, [Detection(np.array([2.4, 2.6, 9.5, 8.5, 0.9]), mask)])
+    assert crop.size == (8, 5)  # PIL rounds (2.4, 2.6, 9.5, 8.5) to (2, 3, 10, 8)
+    pixels = np.asarray(crop)
+    assert tuple(pixels[0, 0]) == (153, 153, 153) and tuple(pixels[2, 3]) == (200, 10, 10)
+
+
+def test_color_classifier_is_the_template_mean_zero_shot_argmax():
+    model, tokenizer = tiny_clip()
+    colors = ColorClassifier(model, tokenizer)
+    weights = colors.classifier("bench")
+    assert weights.shape == (16, 10) and torch.allclose(weights.norm(dim=0), torch.ones(10))
+    with torch.no_grad():  # colour 3 by hand: mean of the normalised template embeddings, renormalised
+        batch = tokenizer([t.format(c=COLORS[3], cls="bench") for t in TEMPLATES], padding=True, return_tensors="pt")
+        emb = model.get_text_features(**batch).pooler_output
+        emb = torch.nn.functional.normalize(emb, dim=-1).mean(0)
+    assert torch.allclose(weights[:, 3], emb / emb.norm(), atol=1e-6)
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    objects = [Detection(np.array([0, 0, 32, 32, 0.9]), None), Detection(np.array([10, 20, 60, 64, 0.9]), None)]
+    with torch.no_grad():
+        pixels = torch.stack([colors.transform(c) for c in colors.crops(image, objects)])
+        feats = torch.nn.functional.normalize(model.get_image_features(pixel_values=pixels).pooler_output, dim=-1)
+    assert colors(image, objects, "bench") == [COLORS[i] for i in (feats @ weights).argmax(1).tolist()]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# scoring and the script
+
+def test_scoring_resumes_after_a_kill(tmp_path):
+    from gtr.eval.geneval.score import score_folder
+    out = tmp_path / "run"
+    rng = np.random.default_rng(0)
+    for index, record in enumerate(PROMPTS[:3]):
+        write_metadata(out, index, record)
+        for k in range(2):
+            Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(image_path(out, index, k))
+    detector = Detector(tiny_mask2former(), "hf")
+    colors = ColorClassifier(*tiny_clip())
+    fresh = score_folder(out, detector, colors, out=tmp_path / "fresh.jsonl", progress=False)
+    assert [r["filename"] for r in fresh] == [str(image_path(out, i, k)) for i in range(3) for k in range(2)]
+    assert fresh[0]["correct"] and not fresh[2]["correct"]  # a bench is seen everywhere, a cow nowhere
+    assert fresh[2]["reason"] == "expected cow>=1, found 0" and json.loads(fresh[2]["metadata"]) == PROMPTS[1]
+    # A killed run: two rows scored, the third cut mid-line. The restart scores only what is missing.
+    partial = tmp_path / ".resumed.partial.jsonl"
+    partial.write_text("".join(json.dumps(r) + "\n" for r in fresh[:2]) + json.dumps(fresh[2])[:30])
+    calls = []
+    counting = Detector(tiny_mask2former(), "hf")
+    counting.model.register_forward_hook(lambda *a: calls.append(1))
+    resumed = score_folder(out, counting, colors, out=tmp_path / "resumed.jsonl", progress=False)
+    assert resumed == fresh and len(calls) == 4 and not partial.exists()
+    with pytest.raises(GtRError, match="no GenEval prompt folders"):
+        score_folder(tmp_path / "empty", detector, colors)
+
+
+def run_script(tmp_path, out, *overrides):
+    cmd = [sys.executable, str(REPO / "scripts" / "geneval.py"), "model=lightgen_tiny", "sampler=gtr",
+           "sampler.t_max=2", "sampler.t_min=1", "sampler.t_rec=1", "sampler.t_detail=2", "n_samples=2",
+           "batch_size=2", "device=cpu", "progress=false", "weights.download=false",
+           f"geneval.prompts={tmp_path / 'meta.jsonl'}", "geneval.detector=hf",
+           f"geneval.detector_path={tmp_path / 'm2f'}", f"geneval.clip_path={tmp_path / 'clip'}",
+           f"text_cache={tmp_path / 'cache'}", f"output_dir={out}", *overrides]
+    return subprocess.run(cmd, capture_output=True, text=True, env=run_env(), timeout=900)
+
+
+def test_geneval_script_end_to_end_and_resume(tmp_path):
+    write_prompts(tmp_path / "meta.jsonl")
+    tiny_mask2former(tmp_path / "m2f")
+    tiny_clip(tmp_path / "clip")
+    out = tmp_path / "run"
+    proc = run_script(tmp_path, out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in out.iterdir() if p.name.isdigit()) == [f"{i:05d}" for i in range(7)]
+    for index, record in enumerate(PROMPTS):
+        assert (out / f"{index:05d}" / "metadata.jsonl").read_text() == json.dumps(record) + "\n"
+        assert [Image.open(image_path(out, index, k)).size for k in range(2)] == [(512, 512)] * 2
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 14 and set(rows[0]) == {"filename", "tag", "prompt", "correct", "reason", "metadata",
+                                                "details"}
+    record = json.loads((out / "results.json").read_text())
+    assert record["evaluator"] == "GenEval (HF detector)" and record["sampler_config"] == "gtr"
+    assert record["sampler"]["num_stages"] == 4 and record["num_images"] == 14
+    cells = record["geneval"]
+    assert list(cells) == ["single_object", "two_object", "colors", "counting", "position", "color_attr", "overall"]
+    assert cells["single_object"] == 0.5  # the bench prompt right on both images, the cow prompt wrong on both
+    assert cells["overall"] == pytest.approx(np.mean([v for k, v in cells.items() if k != "overall"]))
+    assert "Overall score (avg. over tasks)" in (out / "summary.txt").read_text()
+    # Re-running resumes: nothing is generated again and the scores are the same.
+    again = run_script(tmp_path, out)
+    assert again.returncode == 0, again.stderr[-3000:]
+    record2 = json.loads((out / "results.json").read_text())
+    assert record2["generated_by_rank0"] == 0 and record2["geneval"] == cells
+    # Missing weights: one line naming the key.
+    proc = run_script(tmp_path, tmp_path / "run2", f"geneval.clip_path={tmp_path / 'no_clip'}")
+    assert proc.returncode == 2 and "geneval.clip_path" in proc.stderr and "Traceback" not in proc.stderr
