@@ -3,9 +3,13 @@
     python scripts/bench_latency.py                                   # MAR-B, batch 1, CPU: mar (64) vs gtr_16
     python scripts/bench_latency.py --models mar_b mar_l mar_h --batch 64 --precision bf16 \
         --samplers mar mar_16 halton disa gtr_16 mar_8 halton_8 disa_8 gtr_8
+    python scripts/bench_latency.py --models lightgen --batch 4 --precision fp16 \
+        --samplers lightgen_32 lightgen_16 lazymar_lightgen_16 gtr_lightgen lightgen_12 lazymar_lightgen_12 \
+        gtr_lightgen_12                                                                     # Table 2 (GPU)
 
-Random weights (latency does not depend on them); the same labels and seed for every sampler; timing includes the
-transformer and diffusion head, not the VAE. Writes results/latency_<device>_<model>_<precision>_b<batch>.{json,md}
+Random weights (latency does not depend on them); the same labels (LightGen: the same random T5 features) and seed
+for every sampler; timing includes the transformer and diffusion head (LightGen: and its text aligner), not the VAE
+or T5. FLOPs are counted for MAR only (LightGen's Speed in Table 2 is a latency ratio). Writes results/latency_<device>_<model>_<precision>_b<batch>.{json,md}
 per model (latency per image = batch time / batch, and on CUDA the peak memory of each sampler). The first sampler
 is the reference of the speedup columns.
 """
@@ -23,6 +27,7 @@ from omegaconf import OmegaConf
 import gtr
 from gtr.eval.flops import FlopsCounter
 from gtr.eval.latency import device_name, summary, time_interleaved
+from gtr.models.lightgen import LIGHTGEN_PRESETS, build_lightgen
 from gtr.models.mar import PRESETS
 from gtr.pipeline import compose_config, sampler_from_config
 
@@ -31,12 +36,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=["mar_b"], choices=sorted(PRESETS))
+    parser.add_argument("--models", nargs="+", default=["mar_b"], choices=sorted(PRESETS) + sorted(LIGHTGEN_PRESETS))
     parser.add_argument("--samplers", nargs="+", default=["mar", "gtr_16"], help="configs/sampler names")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
-    parser.add_argument("--clip-timestep", type=int, default=950, help="diffusion.clip_timestep (paper: 950)")
+    parser.add_argument("--clip-timestep", type=int, default=None,
+                        help="diffusion.clip_timestep (default: 950 for MAR, the paper's FLOPs reading; LightGen's "
+                             "own config, unclipped)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out-dir", type=Path, default=REPO / "results")
     args = parser.parse_args()
@@ -46,23 +53,33 @@ def main() -> None:
 
 
 def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> None:
-    model = gtr.build_mar(model_name, seed=0, device=device)
-    model.diffloss.clip_timestep = args.clip_timestep
-    counter = FlopsCounter(PRESETS[model_name])
-    labels = torch.arange(args.batch) % model.config.class_num
+    cfg = compose_config(f"model={model_name}")
+    clip = args.clip_timestep
+    if model_name in LIGHTGEN_PRESETS:
+        model = build_lightgen(model_name, seed=0, device=device)
+        shape = (args.batch, model.config.max_length, model.config.caption_channels)
+        conditions = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(device)
+        counter = None
+        clip = cfg.model.clip_timestep if clip is None else clip
+    else:
+        model = gtr.build_mar(model_name, seed=0, device=device)
+        conditions = torch.arange(args.batch) % model.config.class_num
+        counter = FlopsCounter(PRESETS[model_name])
+        clip = 950 if clip is None else clip
+    model.diffloss.clip_timestep = clip
     samplers, flops = {}, {}
     for name in args.samplers:
         options = OmegaConf.to_container(compose_config(f"model={model_name}", f"sampler={name}").sampler,
                                          resolve=True)
         samplers[name] = sampler_from_config(options)
-        flops[name] = counter.sample(samplers[name], args.clip_timestep).total
+        flops[name] = counter.sample(samplers[name], clip).total if counter else None
     peak = {}
 
     def method(name: str):
         def run():
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            out = gtr.sample(model, samplers[name], labels, seed=0, precision=args.precision)
+            out = gtr.sample(model, samplers[name], conditions, seed=0, precision=args.precision)
             if device.type == "cuda":
                 peak[name] = torch.cuda.max_memory_allocated(device) / 2**30
             return out
@@ -75,15 +92,15 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
     for name in args.samplers:
         stats = summary(times[name])
         measured = summary(times[reference])["median_s"] / stats["median_s"]
-        flops_speedup = flops[reference] / flops[name]
+        flops_speedup = flops[reference] / flops[name] if counter else None
         rows.append({"sampler": name, **stats, "s_per_image": stats["median_s"] / args.batch,
-                     "tflops_per_image": flops[name] / 1e12, "speedup_measured": measured,
-                     "speedup_flops": flops_speedup, "measured_over_flops": measured / flops_speedup,
+                     "tflops_per_image": flops[name] / 1e12 if counter else None, "speedup_measured": measured,
+                     "speedup_flops": flops_speedup, "measured_over_flops": measured / flops_speedup if counter else None,
                      "peak_memory_gib": peak.get(name)})
     tag = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device).replace(" ", "_").lower()
     command = " ".join(["python", Path(__file__).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]])
     result = {"command": command, "device": device_name(device), "torch": torch.__version__, "model": model_name,
-              "batch": args.batch, "precision": args.precision, "clip_timestep": args.clip_timestep,
+              "batch": args.batch, "precision": args.precision, "clip_timestep": clip,
               "repeats": args.repeats, "rows": rows}
     args.out_dir.mkdir(parents=True, exist_ok=True)
     out = args.out_dir / f"latency_{tag}_{model_name}_{args.precision}_b{args.batch}"
@@ -95,10 +112,13 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
         "| sampler | median s / batch | min | max | s / image | TFLOPs / image | speedup measured | speedup FLOPs | "
         "measured / FLOPs |" + (" peak GiB |" if memory else ""), "|---|---|---|---|---|---|---|---|---|" + ("---|" if memory else ""),
     ]
+    def fmt(value, spec: str) -> str:
+        return "—" if value is None else format(value, spec)
+
     for r in rows:
         lines.append(f"| {r['sampler']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} | "
-                     f"{r['s_per_image']:.4f} | {r['tflops_per_image']:.2f} | {r['speedup_measured']:.2f}x | "
-                     f"{r['speedup_flops']:.2f}x | {r['measured_over_flops']:.2f} |"
+                     f"{r['s_per_image']:.4f} | {fmt(r['tflops_per_image'], '.2f')} | {r['speedup_measured']:.2f}x | "
+                     f"{fmt(r['speedup_flops'], '.2f')}x | {fmt(r['measured_over_flops'], '.2f')} |"
                      + (f" {r['peak_memory_gib']:.1f} |" if memory else ""))
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import statistics
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -154,26 +155,59 @@ def table1(m: Measured, paper: dict) -> tuple[list[str], list[dict]]:
 
 
 GENEVAL_TASKS = ["single_object", "two_object", "colors", "counting", "position", "color_attr", "overall"]
-TABLE2 = {("32", "LightGen, 32"): "lightgen_32", ("16", "+Step=16"): "lightgen_16", ("16", "+LazyMAR"): "lazymar",
-          ("16", "+GtR (Ours)"): "gtr_lightgen", ("12", "+Step=12"): "lightgen_12", ("12", "+LazyMAR"): "lazymar_12",
-          ("12", "+GtR (Ours)"): "gtr_lightgen_12"}
+# Paper row -> the sampler configs that run it on LightGen (the first names the row; on model=lightgen, sampler=mar,
+# mar_16 and gtr take the model's Table 2 settings and are the same runs). LazyMAR rows are our port.
+TABLE2 = {("32", "LightGen, 32"): ("lightgen_32", "mar"), ("16", "+Step=16"): ("lightgen_16", "mar_16"),
+          ("16", "+LazyMAR"): ("lazymar_lightgen_16",), ("16", "+GtR (Ours)"): ("gtr_lightgen", "gtr"),
+          ("12", "+Step=12"): ("lightgen_12",), ("12", "+LazyMAR"): ("lazymar_lightgen_12",),
+          ("12", "+GtR (Ours)"): ("gtr_lightgen_12",)}
 
 
 def table2(m: Measured, paper: dict) -> list[str]:
-    """LightGen at 512 px on GenEval: ours from run records of model lightgen holding a ``geneval`` dict."""
-    lines = header("Table 2: LightGen 512 px on GenEval", ["block", "method", "sampler", "Speed", *GENEVAL_TASKS])
+    """LightGen at 512 px on GenEval: ours from ``scripts/geneval.py`` run records (``geneval`` field), mean over
+    seeds (± their standard deviation); Speed = GPU latency of the 32-step row / the row's, from one latency file."""
+    lines = header("Table 2: LightGen 512 px on GenEval",
+                   ["block", "method", "sampler", "GPU latency (s)", "Speed", *GENEVAL_TASKS, "runs (evaluator)"])
+    lines[2] = ("Each cell: **ours / paper**. Ours: GenEval from `scripts/geneval.py` run records (mean ± std over "
+                "seeds); latency from `scripts/bench_latency.py --models lightgen` on the device named below. "
+                "Paper: copied from arXiv 2510.17171 for comparison. — : not measured here.")
+    reference, _ = m.latency_s("lightgen", TABLE2[("32", "LightGen, 32")][0], {}, True)
+    devices = set()
     for row in paper["table2"]:
-        config = TABLE2.get((row["block"], row["method"]))
-        if config is None:
-            continue  # other models of the table (SD, LlamaGen): paper-only, not reproduced here
-        records = [r for r in m.all_records if r.get("model") == "lightgen" and r.get("sampler_config") == config
+        configs = TABLE2.get((row["block"], row["method"]))
+        if configs is None:
+            lines.append(f"| {row['block'] or '—'} | {row['method']} | (other model, paper only) | {cell(None, row['gpu_s'])} | "
+                         f"{cell(None, row['speed'])} | " + " | ".join(cell(None, row[t]) for t in GENEVAL_TASKS)
+                         + " | — |")
+            continue
+        records = [r for r in m.all_records if r.get("model") == "lightgen" and r.get("sampler_config") in configs
                    and r.get("geneval")]
-        ours = records[0]["geneval"] if records else {}
-        cells = " | ".join(cell(ours.get(t), row[t]) for t in GENEVAL_TASKS)
-        lines.append(f"| {row['block']} | {row['method']} | `{config}` | {cell(None, row['speed'])} | {cells} |")
-    lines += ["", "GenEval with the project's pip-installable scorer is labelled \"GenEval (HF detector)\" in the run "
-              "records when the hub detector was used; no LightGen run has been scored here yet."]
+        latency, device = m.latency_s("lightgen", configs[0], {}, True)
+        devices |= {device} if device else set()
+        speed = reference / latency if latency and reference else None
+        cells = " | ".join(geneval_cell(records, t, row[t]) for t in GENEVAL_TASKS)
+        runs = "—"
+        if records:
+            evaluators = sorted({r.get("evaluator", "?") for r in records})
+            runs = f"{len(records)} ({', '.join(evaluators)}; {records[0]['num_images']} images)"
+        method = row["method"] + (" (our port)" if "LazyMAR" in row["method"] else "")
+        lines.append(f"| {row['block']} | {method} | `{configs[0]}` | {cell(latency, row['gpu_s'])} | "
+                     f"{cell(speed, row['speed'])} | {cells} | {runs} |")
+    lines += ["", "Latency device: " + (", ".join(sorted(devices)) or "none measured yet") + ". SD/LlamaGen rows "
+              "are the paper's citations (not reproduced); its Param column (\"3.4B\") matches no count of LightGen "
+              "(0.79B, or 5.6B with T5) and is left out.",
+              "\"GenEval\" = the official evaluator's detector weights (converted from mmdet); \"GenEval (HF "
+              "detector)\" = a hub Mask2Former with other weights: its scores are not comparable to the paper's."]
     return lines
+
+
+def geneval_cell(records: list[dict], task: str, paper) -> str:
+    values = [r["geneval"][task] for r in records if task in r["geneval"]]
+    if not values:
+        return cell(None, paper)
+    mean = sum(values) / len(values)
+    spread = f"±{statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return cell(mean, paper, tag=spread)
 
 
 def table3(m: Measured, paper: dict) -> list[str]:

@@ -63,13 +63,11 @@ def test_samplers_run_on_the_tiny_model():
                           ("disa", dict(num_iter=4, upper_steps=4, lower_steps=2, cfg=4.0))):
         tokens = run_schedule(model, build_sampler(name, **options), texts, make_rng("per_image", 2, 0, None, "cpu"))
         assert tokens.shape == (2, 1024, 64) and torch.isfinite(tokens).all()
-    with pytest.raises(GtRError, match="lazymar runs on MAR models"):
-        run_schedule(model, build_sampler("lazymar", num_iter=4, cfg=4.0), texts,
-                     make_rng("per_image", 2, 0, None, "cpu"))
 
 
 @pytest.mark.parametrize("config, ar_steps", [("gtr_lightgen", 16), ("gtr_lightgen_12", 12), ("lightgen_32", 32),
-                                              ("lightgen_16", 16), ("lightgen_12", 12)])
+                                              ("lightgen_16", 16), ("lightgen_12", 12), ("lazymar_lightgen_16", 16),
+                                              ("lazymar_lightgen_12", 12)])
 def test_table2_sampler_configs(config, ar_steps):
     from omegaconf import OmegaConf
     from gtr.pipeline import compose_config, sampler_from_config
@@ -80,6 +78,79 @@ def test_table2_sampler_configs(config, ar_steps):
     if config == "gtr_lightgen":
         assert sampler.stage_steps(32, 32)[1] == [8, 3, 3, 2]
         assert [s.diffusion_steps for s in plan[:14]][::13] == [50, 20] and plan[-1].diffusion_steps == 20
+
+
+def test_sampler_defaults_follow_the_model():
+    """On LightGen, sampler=gtr is Table 2's GtR and sampler=mar its 32 x 50-step baseline; MAR keeps its own."""
+    from omegaconf import OmegaConf
+    from gtr.pipeline import compose_config
+
+    def resolved(*overrides):
+        return OmegaConf.to_container(compose_config(*overrides, name="sample_t2i").sampler, resolve=True)
+    assert resolved("model=lightgen") == {**resolved("model=lightgen", "sampler=gtr_lightgen"), "name": "gtr"}
+    assert resolved("model=lightgen", "sampler=mar") == {**resolved("model=lightgen", "sampler=lightgen_32"),
+                                                          "name": "mar"}
+    mar_gtr = resolved("model=mar_b", "sampler=gtr")
+    assert (mar_gtr["num_stages"], mar_gtr["rates"], mar_gtr["cfg_schedule"]) == (3, [2.67, 10.67, 64], "linear")
+    assert resolved("model=mar_b", "sampler=mar")["diffusion_steps"] == 100
+
+
+def _parity_model():
+    case = torch.load(PARITY, weights_only=True)
+    model = LightGen(lightgen_config("lightgen_tiny")).eval()
+    model.load_state_dict(case["checkpoint"]["model"], strict=True)
+    return model, case["texts"]
+
+
+def test_lazymar_port_all_full_is_lightgens_sampler_and_cached_steps_save_work(monkeypatch):
+    from torch.utils.flop_counter import FlopCounterMode
+    from gtr.sampling.lazymar import LazyMARRunner
+    from gtr.sampling.runner import ModelRunner
+    model, texts = _parity_model()
+    base = dict(num_iter=12, diffusion_steps=8, cfg=4.0, cfg_schedule="constant")
+
+    def run(sampler):
+        return run_schedule(model, sampler, texts, make_rng("per_image", 2, 0, None, "cpu"))
+
+    def transformer_flops(runner_cls, sampler):
+        spent = []
+        original = runner_cls.transformer
+
+        def counted(self, *args):
+            with FlopCounterMode(display=False) as counter:
+                out = original(self, *args)
+            spent.append(counter.get_total_flops())
+            return out
+        monkeypatch.setattr(runner_cls, "transformer", counted)
+        tokens = run(sampler)
+        monkeypatch.undo()
+        return tokens, sum(spent)
+
+    mar, mar_flops = transformer_flops(ModelRunner, build_sampler("mar", **base))
+    full = run(build_sampler("lazymar", **base, start_step=12, head_refresh_every=1))
+    assert torch.equal(full, mar)  # every step full: LightGen's own sampler, bit for bit
+    cached = build_sampler("lazymar", **base, start_step=2, refresh_every=4, prune_layer=0, keep_ratios=[0.5])
+    lazy, lazy_flops = transformer_flops(LazyMARRunner, cached)
+    gap = ((lazy - mar).abs().mean() / mar.std()).item()
+    assert 0 < gap < 0.25 and lazy_flops < 0.7 * mar_flops, (gap, lazy_flops / mar_flops)
+
+
+def test_lazymar_port_runs_cross_attention_only_where_z_is_read():
+    from gtr.sampling.lazymar import LightGenView
+    model, texts = _parity_model()
+    view = LightGenView(model)
+    cond = model.condition(texts)
+    out = torch.randn(2, model.seq_len, model.config.width)
+    positions = torch.tensor([[3, 70, 1000], [0, 5, 511]])
+    with torch.no_grad():
+        every = model.last_embed(model.decoder_norm(out)) + model.position_table(model.last_pos_embed_learned)
+        for block in model.cross_attn_blocks:
+            every = block(every, cond)
+        every = model.cross_norm(every)
+        z = view.finish(out, cond, positions)
+    rows = positions[..., None].expand(-1, -1, z.shape[-1])
+    torch.testing.assert_close(z.gather(1, rows), every.gather(1, rows), rtol=1e-5, atol=1e-5)
+    assert (z.abs().sum(-1) > 0).sum() == positions.numel()
 
 
 def test_gtr_k4_samples_on_the_tiny_model():

@@ -26,6 +26,12 @@ def test_tables_from_run_records(tmp_path):
     (runs / "h_nofts.json").write_text(json.dumps(record("mar_h", "gtr_16", {**gtr16, "fts": False}, 1.70, 299.0)))
     (runs / "b_mar.json").write_text(json.dumps(record("mar_b", "mar", {"name": "mar", "num_iter": 64}, 2.40, 280.0,
                                                        n=10_000)))
+    cells = {"single_object": 1.0, "two_object": 0.6, "colors": 0.8, "counting": 0.4, "position": 0.1,
+             "color_attr": 0.3, "overall": 0.5}
+    for seed, overall in ((0, 0.54), (1, 0.58)):
+        (runs / f"geneval_{seed}.json").write_text(json.dumps(
+            {"model": "lightgen", "sampler_config": "gtr", "sampler": {"name": "gtr"}, "seed": seed,
+             "num_images": 2212, "evaluator": "GenEval", "geneval": {**cells, "overall": overall}}))
     (runs / "unscored.json").write_text(json.dumps({**record("mar_l", "mar", {}, 0, 0), "metrics": {}}))
     out = tmp_path / "tables"
     load_script().main(["--runs", str(runs / "*.json"), "--out", str(out)])
@@ -38,4 +44,7 @@ def test_tables_from_run_records(tmp_path):
     assert "1.61 / 1.59" in (out / "table4.md").read_text() and "1.61 / 1.59" in (out / "table5.md").read_text()
     assert (out / "table1_speed_fid.png").stat().st_size > 1000
     t2 = (out / "table2.md").read_text()
-    assert "| 16 | +GtR (Ours) | `gtr_lightgen` | — / 3.32 |" in t2 and "— / 0.56" in t2
+    assert "| 16 | +Step=16 | `lightgen_16` | — / 0.75 | — / 1.37 |" in t2 and "— / 0.55" in t2
+    gtr_row = next(line for line in t2.splitlines() if "| 16 | +GtR (Ours) | `gtr_lightgen` |" in line)
+    assert "0.56±0.03 / 0.56" in gtr_row and "1.00±0.00 / 0.99" in gtr_row and "| 2 (GenEval; 2212 images) |" in gtr_row
+    assert "| 16 | +LazyMAR (our port) | `lazymar_lightgen_16` |" in t2 and "| — | SDv1.5 |" in t2

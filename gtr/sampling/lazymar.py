@@ -20,6 +20,7 @@ Mechanics and defaults follow the released code (feihongyan1/LazyMAR; shared not
   cached MLP output (recomputed while ``i > head_recompute_above * T``), and eps_uncond = eps_cond - cached difference.
 
 With every step full (``start_step`` past the last AR step, ``head_refresh_every=1``) the result equals MAR's.
+On LightGen the same caches run as our port (:class:`LightGenView`), which the Table 2 rows label as such.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from gtr.errors import GtRError
 from gtr.models.diffusion import p_sample_loop, respaced_timesteps
 from gtr.models.diffusion_head import guided, modulate
+from gtr.models.lightgen import LightGen
 from gtr.models.mar import MAR
 from gtr.sampling.mar import MARSampler
 from gtr.sampling.runner import ModelRunner
@@ -113,13 +115,19 @@ def feed_forward(block, x: torch.Tensor) -> torch.Tensor:
 
 def cached_encoder(model, new_tokens: torch.Tensor, new_positions: torch.Tensor, cond: torch.Tensor,
                    keys: list, values: list) -> torch.Tensor:
-    """Decoder inputs (before the position embedding) of the buffer and the newly known tokens [B, buf + n, D]:
+    """MAR: decoder inputs (before the position embedding) of the buffer and the newly known tokens [B, buf + n, D]:
     only they are queries; ``keys``/``values`` [B, H, buf + k, hd] per layer are updated in place (buffer replaced,
     new tokens appended)."""
     buf = model.buffer_size
     pos = model.encoder_pos_embed_learned[0]
     buffer = cond[:, None, :] + pos[:buf]
     x = model.z_proj_ln(torch.cat([buffer, model.z_proj(new_tokens) + pos[buf + new_positions]], dim=1))
+    return encode_with_cache(model, x, buf, keys, values)
+
+
+def encode_with_cache(model, x: torch.Tensor, buf: int, keys: list, values: list) -> torch.Tensor:
+    """The encoder blocks for the queries x [B, buf + n, D] (``buf`` leading rows replace the cached buffer, the n
+    others are appended to the cache), then the encoder norm and decoder embedding."""
     for layer, block in enumerate(model.encoder_blocks):
         q, k, v = split_qkv(block, block.norm1(x))
         keys[layer] = torch.cat([k[:, :, :buf], keys[layer][:, :, buf:], k[:, :, buf:]], dim=2)
@@ -191,18 +199,73 @@ def cached_head(net, x: torch.Tensor, t: torch.Tensor, c_emb: torch.Tensor, cach
     return net.final_layer(h, y)
 
 
+class MARView:
+    """Where LazyMAR's caches sit in MAR (the released code): a buffer of class tokens leads the encoder and decoder,
+    and the CFG difference is taken on the last decoder block's output (before ``decoder_norm``)."""
+    delta_on_decoder = True
+
+    def __init__(self, model: MAR):
+        self.model, self.buffer_size = model, model.buffer_size
+
+    def encode(self, new_tokens, new_positions, cond, keys, values):
+        return cached_encoder(self.model, new_tokens, new_positions, cond, keys, values)
+
+    def decoder_positions(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.model.decoder_pos_embed_learned[0][rows]
+
+    def finish(self, out: torch.Tensor, cond: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return self.model.decoder_norm(out)[:, self.buffer_size:] + self.model.diffusion_pos_embed_learned
+
+
+class LightGenView:
+    """Our port of LazyMAR to LightGen (its released code supports MAR only). LightGen's encoder and decoder never see
+    the text, which enters through the cross-attention blocks after the decoder; so the token cache covers encoder
+    and decoder as in MAR (no buffer), the cross-attention blocks run on the pruned decoder's output at the
+    positions predicted now, and the condition cache takes the CFG difference on the final z (unconditional =
+    conditional + the difference stored at the last full step)."""
+    delta_on_decoder = False
+    buffer_size = 0
+
+    def __init__(self, model: LightGen):
+        self.model = model
+        self.tables = {name: model.position_table(getattr(model, name)) for name in
+                       ("encoder_pos_embed_learned", "decoder_pos_embed_learned", "last_pos_embed_learned")}
+
+    def encode(self, new_tokens, new_positions, cond, keys, values):
+        m = self.model
+        x = m.z_proj_ln(m.z_proj(new_tokens) + self.tables["encoder_pos_embed_learned"][new_positions])
+        return encode_with_cache(m, x, 0, keys, values)
+
+    def decoder_positions(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.tables["decoder_pos_embed_learned"][rows]
+
+    def finish(self, out: torch.Tensor, cond: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        """z at the positions predicted now (zeros elsewhere, never read): the cross-attention blocks treat image
+        positions independently (queries: image, keys and values: text), so this equals running them on all."""
+        m = self.model
+        rows = positions[..., None].expand(-1, -1, out.shape[-1])
+        x = m.last_embed(m.decoder_norm(torch.gather(out, 1, rows))) + self.tables["last_pos_embed_learned"][positions]
+        for block in m.cross_attn_blocks:
+            x = block(x, cond)
+        return torch.zeros_like(out).scatter(1, rows, m.cross_norm(x).to(out.dtype))
+
+
 class LazyMARRunner(ModelRunner):
     """Holds LazyMAR's caches for one sampling run."""
 
     def __init__(self, model: torch.nn.Module, sampler: LazyMARSampler):
         super().__init__(model)
-        if not isinstance(model, MAR):
-            raise GtRError(f"lazymar runs on MAR models; its port to {type(model).__name__} is not implemented yet")
+        if isinstance(model, MAR):
+            self.view = MARView(model)
+        elif isinstance(model, LightGen):
+            self.view = LightGenView(model)
+        else:
+            raise GtRError(f"lazymar runs on MAR and LightGen models, not {type(model).__name__}")
         self.sampler = sampler
         self.previous: torch.Tensor | None = None  # positions predicted at the previous AR step [B, n]
         self.enc_keys, self.enc_values, self.dec_keys, self.dec_values = [], [], [], []
         self.dec_input: torch.Tensor | None = None  # decoder input of the conditional half [B, L, D]
-        self.cond_delta: torch.Tensor | None = None  # last decoder features, unconditional - conditional
+        self.cond_delta: torch.Tensor | None = None  # unconditional - conditional, where the view takes it
 
     def transformer(self, index, tokens, known, cond, positions):
         b = positions.shape[0]
@@ -232,30 +295,35 @@ class LazyMARRunner(ModelRunner):
             for handle in handles:
                 handle.remove()
 
-        enc = [heads(blk, seen["enc", i]) for i, blk in enumerate(m.encoder_blocks)]
+        # LightGen's encoder does not run while nothing is known: its caches start empty.
+        nothing = seen["dec_in"].new_zeros(b, 0, 3 * seen["dec_in"].shape[-1])
+        enc = [heads(blk, seen.get(("enc", i), nothing)) for i, blk in enumerate(m.encoder_blocks)]
         dec = [heads(blk, seen["dec", i]) for i, blk in enumerate(m.decoder_blocks)]
         self.enc_keys, self.enc_values = [k for _, k, _ in enc], [v for _, _, v in enc]
         self.dec_keys, self.dec_values = [k for _, k, _ in dec], [v for _, _, v in dec]
         self.dec_input = seen["dec_in"][:b]
-        out = seen["dec_out"]
+        out = seen["dec_out"] if self.view.delta_on_decoder else z
         self.cond_delta = out[b:] - out[:b] if out.shape[0] > b else None
         return z
 
     def _cached(self, index, tokens, cond, positions, with_cfg: bool):
-        m, s, prev = self.model, self.sampler, self.previous
-        b, buf, width = tokens.shape[0], m.buffer_size, self.dec_input.shape[-1]
+        s, view, prev = self.sampler, self.view, self.previous
+        b, buf, width = tokens.shape[0], view.buffer_size, self.dec_input.shape[-1]
         new_tokens = torch.gather(tokens, 1, prev[..., None].expand(-1, -1, tokens.shape[-1]))
-        embedded = cached_encoder(m, new_tokens, prev, cond, self.enc_keys, self.enc_values)
+        embedded = view.encode(new_tokens, prev, cond, self.enc_keys, self.enc_values)
         rows = torch.cat([torch.arange(buf, device=prev.device).expand(b, buf), prev + buf], dim=1)
-        fresh = embedded + m.decoder_pos_embed_learned[0][rows]
+        fresh = embedded + view.decoder_positions(rows)
         self.dec_input = self.dec_input.scatter(1, rows[..., None].expand(-1, -1, width),
                                                 fresh.to(self.dec_input.dtype))
         forced = torch.cat([positions, prev], dim=1) + buf
         keep = s.keep_count(index, positions.shape[1], prev.shape[1], self.dec_input.shape[1])
-        out = cached_decoder(m, self.dec_input, self.dec_keys, self.dec_values, forced, keep, s.prune_layer)
-        if with_cfg:
-            out = torch.cat([out, out + self.cond_delta.to(out.dtype)])
-        return m.decoder_norm(out)[:, buf:] + m.diffusion_pos_embed_learned
+        out = cached_decoder(self.model, self.dec_input, self.dec_keys, self.dec_values, forced, keep, s.prune_layer)
+        if view.delta_on_decoder:
+            if with_cfg:
+                out = torch.cat([out, out + self.cond_delta.to(out.dtype)])
+            return view.finish(out, cond, positions)
+        z = view.finish(out, cond, positions)
+        return torch.cat([z, z + self.cond_delta.to(z.dtype)]) if with_cfg else z
 
     def diffusion(self, z, x_T, num_steps, step_noise, temperature, z_uncond, cfg_scale):
         s, head = self.sampler, self.model.diffloss
