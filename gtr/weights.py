@@ -11,6 +11,7 @@ scripts store besides tensors) or as safetensors; arbitrary pickled objects are 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import pickle
 import re
@@ -38,6 +39,8 @@ class WeightFile:
     size_mib: int
     config_key: str  # the Hydra key that takes an explicit path
     bundled: str | None = None  # file name under gtr/assets when the package ships it
+    kind: str = "weights"  # what the file is, in messages
+    sha256: str | None = None  # checked after a download when given
 
 
 WEIGHTS: dict[str, WeightFile] = {
@@ -84,7 +87,7 @@ def resolve(file: WeightFile, path: str | os.PathLike | None = None, root: str |
     if path is not None:
         path = Path(path).expanduser()
         if not path.is_file():
-            raise GtRError(f"{file.name} weights: {path} does not exist; fix {file.config_key}=... or set it to null "
+            raise GtRError(f"{file.name} {file.kind}: {path} does not exist; fix {file.config_key}=... or set it to null "
                            f"to use {Path(root) / file.relpath}")
         return path
     if file.bundled and (ASSETS / file.bundled).is_file():
@@ -96,11 +99,17 @@ def resolve(file: WeightFile, path: str | os.PathLike | None = None, root: str |
     if download and file.url and not offline():
         try:
             download_file(file.url, local, desc=file.name)
-            return local
         except (urllib.error.URLError, OSError) as err:
             reason = f"download failed: {getattr(err, 'reason', err)}"
-    where = f"download {file.url} (~{file.size_mib} MiB) to {local}" if file.url else f"place it at {local}"
-    raise GtRError(f"{file.name} weights not found ({reason}): {where}, or set {file.config_key}=/path/to/"
+        else:
+            if file.sha256 and hashlib.sha256(local.read_bytes()).hexdigest() != file.sha256:
+                local.unlink()
+                raise GtRError(f"the downloaded {file.name} {file.kind} is not the expected file (SHA-256 differs): "
+                               f"download {file.url} by hand to {local}")
+            return local
+    size = f" (~{file.size_mib} MiB)" if file.size_mib else ""
+    where = f"download {file.url}{size} to {local}" if file.url else f"place it at {local}"
+    raise GtRError(f"{file.name} {file.kind} not found ({reason}): {where}, or set {file.config_key}=/path/to/"
                    f"{Path(file.relpath).name} (weights root: weights.root={Path(root)})")
 
 

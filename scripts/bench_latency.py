@@ -118,7 +118,8 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
     for r in rows:
         lines.append(f"| {r['sampler']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} | "
                      f"{r['s_per_image']:.4f} | {fmt(r['tflops_per_image'], '.2f')} | {r['speedup_measured']:.2f}x | "
-                     f"{fmt(r['speedup_flops'], '.2f')}x | {fmt(r['measured_over_flops'], '.2f')} |"
+                     f"{fmt(r['speedup_flops'], '.2f')}{'x' if r['speedup_flops'] else ''} | "
+                     f"{fmt(r['measured_over_flops'], '.2f')} |"
                      + (f" {r['peak_memory_gib']:.1f} |" if memory else ""))
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")

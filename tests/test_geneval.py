@@ -113,6 +113,27 @@ def test_missing_prompts_file_is_one_line(tmp_path):
         resolve_metadata(tmp_path / "none.jsonl", tmp_path)
 
 
+def test_downloaded_prompts_are_checked_against_the_official_file(tmp_path, monkeypatch):
+    import hashlib
+    from gtr import weights
+    from gtr.eval.geneval.prompts import METADATA
+    served = {"bytes": b"not the official file"}
+    monkeypatch.delenv("GTR_OFFLINE")
+
+    def fake_download(url, dest, desc=""):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(served["bytes"])
+    monkeypatch.setattr(weights, "download_file", fake_download)
+    with pytest.raises(GtRError, match="SHA-256 differs"):
+        resolve_metadata(None, tmp_path)
+    assert not (tmp_path / METADATA.relpath).exists()  # the wrong file is not left behind
+    served["bytes"] = write_prompts(tmp_path / "meta.jsonl").read_bytes()
+    monkeypatch.setattr("gtr.eval.geneval.prompts.METADATA", weights.WeightFile(
+        "GenEval prompts", METADATA.relpath, METADATA.url, 0, "geneval.prompts", kind="file",
+        sha256=hashlib.sha256(served["bytes"]).hexdigest()))
+    assert read_metadata(resolve_metadata(None, tmp_path)) == PROMPTS
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # detector: mmdet's test pipeline and instance post-processing
 
@@ -250,6 +271,11 @@ def test_geneval_script_end_to_end_and_resume(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     record2 = json.loads((out / "results.json").read_text())
     assert record2["generated_by_rank0"] == 0 and record2["geneval"] == cells
+    # Scoring alone (e.g. images made on a cluster without the scorer's weights) keeps what generated them.
+    again = run_script(tmp_path, out, "generate=false", f"geneval.prompts={tmp_path / 'absent.jsonl'}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    record3 = json.loads((out / "results.json").read_text())
+    assert record3["geneval"] == cells and record3["sampler_config"] == "gtr" and record3["model"] == "lightgen_tiny"
     # Missing weights: one line naming the key.
     proc = run_script(tmp_path, tmp_path / "run2", f"geneval.clip_path={tmp_path / 'no_clip'}")
     assert proc.returncode == 2 and "geneval.clip_path" in proc.stderr and "Traceback" not in proc.stderr

@@ -13,50 +13,26 @@ evaluator cannot read (shared notes lightgen_geneval.md Sec. 2.3); here the reco
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import urllib.error
 from pathlib import Path
 
 from gtr.errors import GtRError
 from gtr.eval.geneval.rules import COLORS, OBJECT_NAMES
-from gtr.weights import download_file, offline
+from gtr.weights import WeightFile, resolve
 
-METADATA_URL = ("https://raw.githubusercontent.com/djghosh13/geneval/af4902f24d3ca90ebbb446dd9891a59e0f82725f/"
-                "prompts/evaluation_metadata.jsonl")
-METADATA_SHA256 = "5c48e0813e812e3c373fa5c8ed07a8f0a483be30272b4427b0559c8048e67c13"
-METADATA_RELPATH = "geneval/evaluation_metadata.jsonl"  # under weights.root
 RELATIONS = ("left of", "right of", "above", "below")
+METADATA = WeightFile(
+    "GenEval prompts", "geneval/evaluation_metadata.jsonl",  # under weights.root
+    "https://raw.githubusercontent.com/djghosh13/geneval/af4902f24d3ca90ebbb446dd9891a59e0f82725f/prompts/"
+    "evaluation_metadata.jsonl", 0, "geneval.prompts", kind="file",
+    sha256="5c48e0813e812e3c373fa5c8ed07a8f0a483be30272b4427b0559c8048e67c13")
 
 
 def resolve_metadata(path: str | os.PathLike | None, root: str | os.PathLike, download: bool = True) -> Path:
     """``path``, else ``<root>/geneval/evaluation_metadata.jsonl``, downloaded there (and checked against the
     official file's SHA-256) when missing and allowed."""
-    if path is not None:
-        path = Path(path).expanduser()
-        if not path.is_file():
-            raise GtRError(f"GenEval prompts: {path} does not exist; fix geneval.prompts=... (the official "
-                           f"evaluation_metadata.jsonl, or a file of the same format)")
-        return path
-    local = Path(root).expanduser() / METADATA_RELPATH
-    if local.is_file():
-        return local
-    reason = "downloads disabled"
-    if download and not offline():
-        try:
-            download_file(METADATA_URL, local, desc="GenEval prompts")
-        except (urllib.error.URLError, OSError) as err:
-            reason = f"download failed: {getattr(err, 'reason', err)}"
-        else:
-            digest = hashlib.sha256(local.read_bytes()).hexdigest()
-            if digest != METADATA_SHA256:
-                local.unlink()
-                raise GtRError(f"downloaded GenEval prompts do not match the official file (sha256 {digest[:12]}...): "
-                               f"download {METADATA_URL} by hand to {local}")
-            return local
-    raise GtRError(f"GenEval prompts not found ({reason}): download {METADATA_URL} to {local}, or set "
-                   f"geneval.prompts=/path/to/evaluation_metadata.jsonl")
+    return resolve(METADATA, path, root, download)
 
 
 def read_metadata(path: str | os.PathLike) -> list[dict]:
