@@ -36,10 +36,7 @@ class T5TextEncoder:
     def load(self) -> "T5TextEncoder":
         if self._model is not None:
             return self
-        try:
-            from transformers import AutoTokenizer, T5EncoderModel
-        except ImportError:
-            raise GtRError("the T5 text encoder needs transformers: pip install transformers sentencepiece") from None
+        from transformers import AutoTokenizer, T5EncoderModel  # imported here: slow to import
         local = offline() or Path(self.name).is_dir()
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(self.name, local_files_only=local)

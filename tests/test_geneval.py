@@ -148,6 +148,18 @@ def test_preprocess_resizes_as_mmdet_and_pads_to_32():
     assert (x[0, :, :, 1333:] == 0).all()  # zero padding after normalisation
 
 
+def test_resize_is_opencvs_integer_bilinear():
+    """cv2.resize(img, (6, 5), interpolation=cv2.INTER_LINEAR) of this image, as OpenCV 5.0 (x86) returns it; a
+    float bilinear resize rounded differs in 4 of these 30 values."""
+    from gtr.eval.geneval.detector import opencv_linear_resize
+    image = torch.tensor([[0, 255, 37, 200], [90, 12, 250, 3], [255, 128, 64, 1]], dtype=torch.uint8)
+    opencv = [[0, 127, 219, 73, 118, 200], [36, 97, 152, 128, 122, 121], [90, 51, 52, 210, 127, 3],
+              [189, 135, 91, 129, 70, 2], [255, 191, 117, 74, 32, 1]]
+    out = opencv_linear_resize(image[..., None].expand(-1, -1, 3), (5, 6))
+    assert out.dtype == torch.uint8 and out.shape == (5, 6, 3) and (out == out[..., :1]).all()
+    assert out[..., 0].tolist() == opencv
+
+
 def test_postprocess_topk_over_query_class_pairs_scores_and_boxes():
     detector = Detector(tiny_mask2former(), "hf", max_per_image=3)
     logits = torch.full((3, 81), -20.0)

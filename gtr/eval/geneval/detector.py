@@ -2,8 +2,8 @@
 official evaluator, on the maintained ``transformers`` implementation.
 
 What ``inference_detector`` does and is kept here (shared notes lightgen_geneval.md Sec. 2.4):
-- test pipeline: keep-ratio resize to fit (1333, 800) -- a 512^2 image becomes 800^2 -- bilinear on uint8 as
-  ``mmcv.imrescale``; ImageNet mean/std on 0-255 RGB; zero padding to a multiple of 32;
+- test pipeline: keep-ratio resize to fit (1333, 800) -- a 512^2 image becomes 800^2 -- with OpenCV's bilinear
+  uint8 arithmetic (``mmcv.imrescale``); ImageNet mean/std on 0-255 RGB; zero padding to a multiple of 32;
 - mask logits upsampled (bilinear) to the padded input, cropped to the resized image, upsampled to the original
   size, binarised at logit > 0;
 - instance post-processing: softmax over the 81 classes without "no object", the top 100 (query, class) pairs over
@@ -63,14 +63,12 @@ class Detector:
 
     def preprocess(self, image: Image.Image) -> tuple[torch.Tensor, tuple[int, int]]:
         """The normalised, padded input [1, 3, Hp, Wp] and the resized (unpadded) size."""
-        rgb = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
-        h, w = rgb.shape[1:]
+        rgb = torch.from_numpy(np.array(image.convert("RGB")))
+        h, w = rgb.shape[:2]
         long_edge, short_edge = max(self.scale), min(self.scale)
         factor = min(long_edge / max(h, w), short_edge / min(h, w))  # mmcv.rescale_size
         size = (int(h * factor + 0.5), int(w * factor + 0.5))
-        # mmcv resizes the uint8 image with cv2 INTER_LINEAR (half-pixel centres, no antialias) and stays uint8.
-        resized = F.interpolate(rgb[None].float(), size=size, mode="bilinear", align_corners=False)
-        resized = resized.round().clamp(0, 255)
+        resized = opencv_linear_resize(rgb, size).permute(2, 0, 1)[None].float()
         mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         x = (resized - mean) / std
@@ -107,6 +105,33 @@ class Detector:
         empty_masks = np.zeros((0, *binary.shape[1:]), dtype=bool)
         return [(boxes[labels == c], binary[labels == c]) if (labels == c).any()
                 else (np.zeros((0, 5), np.float32), empty_masks) for c in range(num_classes)]
+
+
+def _linear_taps(n_in: int, n_out: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source indices and 11-bit fixed-point weights of OpenCV's INTER_LINEAR along one axis: half-pixel centres
+    computed in float32, indices clamped at the borders with the fractional weight kept."""
+    x = ((torch.arange(n_out, dtype=torch.float64) + 0.5) * (1.0 / (n_out / n_in)) - 0.5).float()
+    i0 = torch.floor(x)
+    frac = x - i0
+    w1 = torch.round(frac * 2048).long()  # saturate_cast<short>: round half to even, as torch.round
+    w0 = torch.round((1 - frac) * 2048).long()
+    i0 = i0.long()
+    return i0.clamp(0, n_in - 1), (i0 + 1).clamp(0, n_in - 1), w0, w1
+
+
+def opencv_linear_resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR)`` of a uint8 [H, W, C] image, in OpenCV's integer
+    arithmetic (horizontal pass at 2^11 scale, vertical pass of its x86 SIMD kernel, which drops 4 bits before
+    weighting). mmcv resizes GenEval's images this way inside the detector's test pipeline; identical to OpenCV
+    5.0 on x86 on 512^2 -> 800^2 and 300x500 -> 800x1333 images (``scripts/check_geneval_resize.py``)."""
+    h, w = size
+    y0, y1, b0, b1 = _linear_taps(image.shape[0], h)
+    x0, x1, a0, a1 = _linear_taps(image.shape[1], w)
+    src = image.long()
+    rows = src[:, x0] * a0[None, :, None] + src[:, x1] * a1[None, :, None]  # [H_in, w, C] at 2^11
+    top, bottom = rows[y0] >> 4, rows[y1] >> 4
+    out = (((b0[:, None, None] * top) >> 16) + ((b1[:, None, None] * bottom) >> 16) + 2) >> 2
+    return out.clamp(0, 255).to(torch.uint8)
 
 
 def mask_to_box(masks: torch.Tensor) -> torch.Tensor:
