@@ -1,2 +1,2 @@
-"""Evaluation: FLOPs (``flops.py``) now; FID/IS with torch-fidelity, GenEval and latency land with the evaluation
-issues and read the images written by ``scripts/sample.py``."""
+"""Evaluation: FLOPs (``flops.py``), latency (``latency.py``), FID/IS through torch-fidelity (``fid.py``,
+``inception.py``, ``metrics.py``), their Fashion-MNIST analogues (``fashion.py``) and GenEval (``geneval/``)."""
