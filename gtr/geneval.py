@@ -130,10 +130,27 @@ def run_geneval(cfg, sampler_config: str | None = None) -> dict:
                 summary, label = score(cfg, scorer, runtime.device)
                 record.update(evaluator=label, geneval_summary=summary, geneval=scores(summary))
             write_json(record, out / "results.json")
+            log_to_wandb(cfg, record, out)
         runtime.barrier()
         return record
     finally:
         runtime.close()
+
+
+def log_to_wandb(cfg, record: dict, out: Path) -> None:
+    """Config, per-task scores and the first image of the first 16 prompts (captioned) to wandb, when
+    ``wandb.enabled``."""
+    from gtr.tracking import start_wandb
+    run = start_wandb(cfg, job_type="geneval")
+    if run is None:
+        return
+    import wandb
+    firsts = [p / "samples" / "0000.png" for p in sorted(out.glob("[0-9]" * 5))[:16]]
+    samples = [wandb.Image(str(path), caption=json.loads((path.parent.parent / "metadata.jsonl").read_text())["prompt"])
+               for path in firsts if path.is_file()]
+    run.log({**{f"geneval/{k}": v for k, v in record.get("geneval", {}).items()}, "samples": samples})
+    run.summary.update({"evaluator": record.get("evaluator"), "git_commit": record.get("git_commit")})
+    run.finish()
 
 
 def write_json(record: dict, path: Path) -> None:

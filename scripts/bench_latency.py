@@ -95,7 +95,8 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
         flops_speedup = flops[reference] / flops[name] if counter else None
         rows.append({"sampler": name, **stats, "s_per_image": stats["median_s"] / args.batch,
                      "tflops_per_image": flops[name] / 1e12 if counter else None, "speedup_measured": measured,
-                     "speedup_flops": flops_speedup, "measured_over_flops": measured / flops_speedup if counter else None,
+                     "speedup_flops": flops_speedup,
+                     "measured_over_flops": measured / flops_speedup if counter else None,
                      "peak_memory_gib": peak.get(name)})
     tag = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device).replace(" ", "_").lower()
     command = " ".join(["python", Path(__file__).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]])

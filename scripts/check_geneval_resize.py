@@ -35,7 +35,8 @@ def main() -> None:
         plain = F.interpolate(torch.from_numpy(image).permute(2, 0, 1)[None].float(), size=(oh, ow), mode="bilinear",
                               align_corners=False).round()[0].permute(1, 2, 0).numpy().astype(int)
         rows.append({"input": f"{h}x{w} {kind}", "output": f"{oh}x{ow}", "values": int(reference.size),
-                     "differ_ours": int((ours != reference).sum()), "max_diff_ours": int(np.abs(ours - reference).max()),
+                     "differ_ours": int((ours != reference).sum()),
+                     "max_diff_ours": int(np.abs(ours - reference).max()),
                      "differ_float_bilinear": int((plain != reference).sum())})
     command = "python scripts/check_geneval_resize.py"
     result = {"command": command, "opencv": cv2.__version__, "machine": platform.machine(), "rows": rows}

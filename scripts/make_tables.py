@@ -176,7 +176,8 @@ def table2(m: Measured, paper: dict) -> list[str]:
     for row in paper["table2"]:
         configs = TABLE2.get((row["block"], row["method"]))
         if configs is None:
-            lines.append(f"| {row['block'] or '—'} | {row['method']} | (other model, paper only) | {cell(None, row['gpu_s'])} | "
+            lines.append(f"| {row['block'] or '—'} | {row['method']} | (other model, paper only) | "
+                         f"{cell(None, row['gpu_s'])} | "
                          f"{cell(None, row['speed'])} | " + " | ".join(cell(None, row[t]) for t in GENEVAL_TASKS)
                          + " | — |")
             continue

@@ -24,7 +24,8 @@ PROMPTS = [  # one per task, in GenEval's format
      "prompt": "a photo of a bench and a dog"},
     {"tag": "counting", "include": [{"class": "bench", "count": 2}], "exclude": [{"class": "bench", "count": 3}],
      "prompt": "a photo of two benches"},
-    {"tag": "colors", "include": [{"class": "bench", "count": 1, "color": "blue"}], "prompt": "a photo of a blue bench"},
+    {"tag": "colors", "include": [{"class": "bench", "count": 1, "color": "blue"}],
+     "prompt": "a photo of a blue bench"},
     {"tag": "position", "include": [{"class": "bench", "count": 1},
                                     {"class": "bench", "count": 1, "position": ["left of", 0]}],
      "prompt": "a photo of a bench left of a bench"},
@@ -246,14 +247,14 @@ def test_scoring_resumes_after_a_kill(tmp_path):
         score_folder(tmp_path / "empty", detector, colors)
 
 
-def run_script(tmp_path, out, *overrides):
+def run_script(tmp_path, out, *overrides, env=None):
     cmd = [sys.executable, str(REPO / "scripts" / "geneval.py"), "model=lightgen_tiny", "sampler=gtr",
            "sampler.t_max=2", "sampler.t_min=1", "sampler.t_rec=1", "sampler.t_detail=2", "n_samples=2",
            "batch_size=2", "device=cpu", "progress=false", "weights.download=false",
            f"geneval.prompts={tmp_path / 'meta.jsonl'}", "geneval.detector=hf",
            f"geneval.detector_path={tmp_path / 'm2f'}", f"geneval.clip_path={tmp_path / 'clip'}",
            f"text_cache={tmp_path / 'cache'}", f"output_dir={out}", *overrides]
-    return subprocess.run(cmd, capture_output=True, text=True, env=run_env(), timeout=900)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env or run_env(), timeout=900)
 
 
 def test_geneval_script_end_to_end_and_resume(tmp_path):
@@ -283,8 +284,12 @@ def test_geneval_script_end_to_end_and_resume(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     record2 = json.loads((out / "results.json").read_text())
     assert record2["generated_by_rank0"] == 0 and record2["geneval"] == cells
-    # Scoring alone (e.g. images made on a cluster without the scorer's weights) keeps what generated them.
-    again = run_script(tmp_path, out, "generate=false", f"geneval.prompts={tmp_path / 'absent.jsonl'}")
+    # Scoring alone (e.g. images made on a cluster without the scorer's weights) keeps what generated them; the
+    # scores and captioned samples go to wandb when asked.
+    env = {**run_env(), "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"}
+    again = run_script(tmp_path, out, "generate=false", f"geneval.prompts={tmp_path / 'absent.jsonl'}",
+                       "wandb.enabled=true", env=env)
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
     assert again.returncode == 0, again.stderr[-3000:]
     record3 = json.loads((out / "results.json").read_text())
     assert record3["geneval"] == cells and record3["sampler_config"] == "gtr" and record3["model"] == "lightgen_tiny"

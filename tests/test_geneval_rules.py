@@ -87,7 +87,8 @@ def test_counting_exact_count_and_over_counting():
 
 
 def test_colors_are_judged_on_the_most_confident_objects_only():
-    meta = {"tag": "colors", "include": [{"class": "car", "count": 1, "color": "blue"}], "prompt": "a photo of a blue car"}
+    meta = {"tag": "colors", "include": [{"class": "car", "count": 1, "color": "blue"}],
+            "prompt": "a photo of a blue car"}
     seen = []
 
     def colors(found, name):
