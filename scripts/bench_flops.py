@@ -1,4 +1,5 @@
-"""Per-image FLOPs and Speed of the implemented MAR rows of the paper's Tables 1, 3 and 4, ours beside the paper's.
+"""Per-image FLOPs and Speed of the implemented MAR rows of the paper's Tables 1, 3 and 4, ours beside the paper's,
+and of Table 2's LightGen rows (whose Speed the paper gives by latency only).
 
     python scripts/bench_flops.py
 
@@ -6,7 +7,8 @@ Counts each component on the real modules (meta device: no weights needed, secon
 torch.utils.flop_counter under the MATH attention backend, composes them along each sampler's plan, and checks the
 count against the analytic model. FLOPs = 2 x MAC, CFG included, VAE excluded; diffusion timesteps clipped at 950
 (``diffusion.clip_timestep=950``), which the paper's baseline rows imply (100 steps run as 96 evaluations).
-Writes results/flops.json (a list of rows) and results/flops.md.
+Writes results/flops.json (a list of rows) and results/flops.md; results/flops_lightgen.{json,md} for Table 2
+(LightGen's own unclipped diffusion, 50 steps, constant CFG 4.0; the text aligner counted once per image).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from gtr.eval.flops import FlopsCounter, analytic_flops
+from gtr.models.lightgen import LIGHTGEN_PRESETS
 from gtr.models.mar import PRESET_NAMES, PRESETS
 from gtr.pipeline import compose_config, sampler_from_config
 from gtr.sampling.lazymar import LazyMARSampler
@@ -68,6 +71,20 @@ ROWS = [
     (4, "+Full-Enhanced", "gtr_16", {"fts_selection": "all"}, {"mar_h": (18.04, 3.58)},
      "all 128 reconstruction tokens at T_detail; the paper's +0.70 T over FTS implies about 45 tokens (notes 2.8)"),
     (4, "+High-Freq. (ours)", "gtr_16", {}, {"mar_h": (17.34, 3.72)}, ""),
+]
+
+
+# Table 2 (LightGen, 512 px): (block, method, sampler config, paper latency-Speed, note).
+TABLE2 = [
+    ("32", "LightGen, 32", "lightgen_32", 1.00, ""),
+    ("16", "+Step=16", "lightgen_16", 1.37, ""),
+    ("16", "+LazyMAR (our port)", "lazymar_lightgen_16", 2.00,
+     "released defaults on 16 AR steps: no decoder pruning before AR step 20, so the encoder, condition and head "
+     "caches act"),
+    ("16", "+GtR (Ours)", "gtr_lightgen", 3.32, "K=4, (8, 3, 3, 2) = 16 AR steps, 50 -> 20 diffusion steps, FTS"),
+    ("12", "+Step=12", "lightgen_12", 1.52, ""),
+    ("12", "+LazyMAR (our port)", "lazymar_lightgen_12", 2.40, "as above, 12 AR steps"),
+    ("12", "+GtR (Ours)", "gtr_lightgen_12", 3.82, "(4, 3, 3, 2): our choice, the paper gives no 12-step split"),
 ]
 
 
@@ -124,6 +141,50 @@ def main() -> None:
     lines += ["", "Notes:"] + [f"- {label}: {note}" for _, label, _, _, _, note in ROWS if note]
     lines += ["- Not here: Table 3's first row (neither GtR* nor GtR†, 45.13 T), whose schedule the paper does not "
               "give."]
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    lightgen()
+
+
+def lightgen() -> None:
+    counter = FlopsCounter(LIGHTGEN_PRESETS["lightgen"])
+    rows = []
+    for block, label, name, paper_speed, note in TABLE2:
+        options = sampler_config("lightgen", name, {})
+        schedule = sampler_from_config(options)
+        counted = counter.sample(schedule)
+        rows.append({"block": block, "method": label, "model": "lightgen", "config": name, "overrides": {},
+                     "sampler_config": options, "ar_steps": len(schedule.plan(32, 32)),
+                     "tflops": round(counted.tflops, 3), "transformer_tflops": round(
+                         (counted.encoder + counted.decoder) / 1e12, 3),
+                     "diffusion_tflops": round(counted.diffusion / 1e12, 3), "paper_latency_speed": paper_speed,
+                     "counted_by": "torch FlopCounterMode on the real modules (meta device, MATH attention)",
+                     "note": note})
+    for row in rows:
+        row["speed"] = round(rows[0]["tflops"] / row["tflops"], 2)
+    out = REPO / "results" / "flops_lightgen"
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+    lines = [
+        "# FLOPs of Table 2's LightGen rows (counted here; the paper gives latency only)", "",
+        f"Command: `python {Path(__file__).resolve().relative_to(REPO).as_posix()}` (CPU, no weights; counted, not "
+        "timed). Per-image TFLOPs of fluid_large at 512 px (1,024 tokens) on the real modules, 2 x MAC, CFG "
+        "included, T5 and VAE excluded; the text aligner once per image. FLOPs speed = the 32-step row's FLOPs / "
+        "the row's. The paper's Speed column is a GPU latency ratio on an unstated GPU and batch, shown for "
+        "comparison.", "",
+        "| block | method | sampler | AR steps | TFLOPs | transformer | diffusion head | FLOPs speed (ours) | "
+        "latency Speed (paper) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['block']} | {r['method']} | `{r['config']}` | {r['ar_steps']} | {r['tflops']:.2f} | "
+              f"{r['transformer_tflops']:.2f} | {r['diffusion_tflops']:.2f} | {r['speed']:.2f} | "
+              f"{r['paper_latency_speed']:.2f} |" for r in rows]
+    gtr16 = next(r for r in rows if r["config"] == "gtr_lightgen")
+    step16 = next(r for r in rows if r["config"] == "lightgen_16")
+    lines += ["", "Notes:"] + [f"- {r['method']} ({r['block']}): {r['note']}" for r in rows if r["note"]]
+    lines += [f"- GtR's 16 AR steps equal Step=16's, so by FLOPs it saves over Step=16 only in the diffusion head "
+              f"({step16['tflops']:.1f} -> {gtr16['tflops']:.1f} T, {step16['tflops'] / gtr16['tflops']:.2f}x). The "
+              "paper's latencies put GtR 2.42x ahead of Step=16 (0.75 s -> 0.31 s): more than the head's whole "
+              "share of the FLOPs can give, so its LightGen latency gain does not follow FLOPs (or its schedule "
+              "differs from the stated rates). GPU latency of these rows: `scripts/bench_latency.py --models "
+              "lightgen` (not measured yet)."]
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -167,19 +167,21 @@ def table2(m: Measured, paper: dict) -> list[str]:
     """LightGen at 512 px on GenEval: ours from ``scripts/geneval.py`` run records (``geneval`` field), mean over
     seeds (± their standard deviation); Speed = GPU latency of the 32-step row / the row's, from one latency file."""
     lines = header("Table 2: LightGen 512 px on GenEval",
-                   ["block", "method", "sampler", "GPU latency (s)", "Speed", *GENEVAL_TASKS, "runs (evaluator)"])
+                   ["block", "method", "sampler", "GPU latency (s)", "Speed", "FLOPs speed", *GENEVAL_TASKS,
+                    "runs (evaluator)"])
     lines[2] = ("Each cell: **ours / paper**. Ours: GenEval from `scripts/geneval.py` run records (mean ± std over "
-                "seeds); latency from `scripts/bench_latency.py --models lightgen` on the device named below. "
+                "seeds); latency from `scripts/bench_latency.py --models lightgen` on the device named below; FLOPs "
+                "speed counted by `scripts/bench_flops.py` (results/flops_lightgen.md; the paper gives none). "
                 "Paper: copied from arXiv 2510.17171 for comparison. — : not measured here.")
+    flops = {r["config"]: r["speed"] for r in load_json(RESULTS / "flops_lightgen.json") or []}
     reference, _ = m.latency_s("lightgen", TABLE2[("32", "LightGen, 32")][0], {}, True)
     devices = set()
     for row in paper["table2"]:
         configs = TABLE2.get((row["block"], row["method"]))
         if configs is None:
             lines.append(f"| {row['block'] or '—'} | {row['method']} | (other model, paper only) | "
-                         f"{cell(None, row['gpu_s'])} | "
-                         f"{cell(None, row['speed'])} | " + " | ".join(cell(None, row[t]) for t in GENEVAL_TASKS)
-                         + " | — |")
+                         f"{cell(None, row['gpu_s'])} | {cell(None, row['speed'])} | — | "
+                         + " | ".join(cell(None, row[t]) for t in GENEVAL_TASKS) + " | — |")
             continue
         records = [r for r in m.all_records if r.get("model") == "lightgen" and r.get("sampler_config") in configs
                    and r.get("geneval")]
@@ -193,7 +195,7 @@ def table2(m: Measured, paper: dict) -> list[str]:
             runs = f"{len(records)} ({', '.join(evaluators)}; {records[0]['num_images']} images)"
         method = row["method"] + (" (our port)" if "LazyMAR" in row["method"] else "")
         lines.append(f"| {row['block']} | {method} | `{configs[0]}` | {cell(latency, row['gpu_s'])} | "
-                     f"{cell(speed, row['speed'])} | {cells} | {runs} |")
+                     f"{cell(speed, row['speed'])} | {cell(flops.get(configs[0]), None)} | {cells} | {runs} |")
     lines += ["", "Latency device: " + (", ".join(sorted(devices)) or "none measured yet") + ". SD/LlamaGen rows "
               "are the paper's citations (not reproduced); its Param column (\"3.4B\") matches no count of LightGen "
               "(0.79B, or 5.6B with T5) and is left out.",

@@ -135,22 +135,50 @@ def test_lazymar_port_all_full_is_lightgens_sampler_and_cached_steps_save_work(m
     assert 0 < gap < 0.25 and lazy_flops < 0.7 * mar_flops, (gap, lazy_flops / mar_flops)
 
 
-def test_lazymar_port_runs_cross_attention_only_where_z_is_read():
+def test_lazymar_port_runs_cross_attention_on_the_kept_positions():
+    """Image positions do not interact after the decoder, so the kept rows alone give the same z there."""
     from gtr.sampling.lazymar import LightGenView
     model, texts = _parity_model()
     view = LightGenView(model)
     cond = model.condition(texts)
     out = torch.randn(2, model.seq_len, model.config.width)
-    positions = torch.tensor([[3, 70, 1000], [0, 5, 511]])
+    kept = torch.tensor([[3, 70, 1000], [0, 5, 511]])
     with torch.no_grad():
-        every = model.last_embed(model.decoder_norm(out)) + model.position_table(model.last_pos_embed_learned)
-        for block in model.cross_attn_blocks:
-            every = block(every, cond)
-        every = model.cross_norm(every)
-        z = view.finish(out, cond, positions)
-    rows = positions[..., None].expand(-1, -1, z.shape[-1])
+        every = model.forward_text(out, cond)
+        z = view.finish(out, cond, kept)
+        assert torch.equal(view.finish(out, cond, None), every)
+    rows = kept[..., None].expand(-1, -1, z.shape[-1])
     torch.testing.assert_close(z.gather(1, rows), every.gather(1, rows), rtol=1e-5, atol=1e-5)
-    assert (z.abs().sum(-1) > 0).sum() == positions.numel()
+    assert (z.abs().sum(-1) > 0).sum() == kept.numel()
+
+
+@pytest.mark.parametrize("name, options", [
+    ("mar", dict(num_iter=6)),
+    ("gtr", dict(num_stages=4, steps=[2, 1, 1, 2])),
+    ("lazymar", dict(num_iter=8, start_step=2, refresh_every=3, prune_layer=0, keep_ratios=[0.5]))])
+def test_flops_counter_counts_what_lightgen_runs(monkeypatch, name, options):
+    """The counter's transformer FLOPs (text aligner, encoder, decoder, cross-attention) equal what the sampler's
+    runner executes, counted on the real run."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+    from gtr.eval.flops import FlopsCounter
+    model, texts = _parity_model()
+    sampler = build_sampler(name, cfg=4.0, cfg_schedule="constant", **options)
+    runner_cls = type(sampler.runner(model))
+    spent = []
+    original = runner_cls.transformer
+
+    def counted(self, *args):
+        with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+            out = original(self, *args)
+        spent.append(counter.get_total_flops())
+        return out
+    monkeypatch.setattr(runner_cls, "transformer", counted)
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as condition:
+        model.condition(texts)
+    run_schedule(model, sampler, texts, make_rng("per_image", 2, 0, None, "cpu"))
+    flops = FlopsCounter(model.config).sample(sampler)
+    assert len(texts) * (flops.encoder + flops.decoder) == sum(spent) + condition.get_total_flops()
 
 
 def test_gtr_k4_samples_on_the_tiny_model():

@@ -44,7 +44,7 @@ def test_tables_from_run_records(tmp_path):
     assert "1.61 / 1.59" in (out / "table4.md").read_text() and "1.61 / 1.59" in (out / "table5.md").read_text()
     assert (out / "table1_speed_fid.png").stat().st_size > 1000
     t2 = (out / "table2.md").read_text()
-    assert "| 16 | +Step=16 | `lightgen_16` | — / 0.75 | — / 1.37 |" in t2 and "— / 0.55" in t2
+    assert "| 16 | +Step=16 | `lightgen_16` | — / 0.75 | — / 1.37 | 1.61 / — |" in t2 and "— / 0.55" in t2
     gtr_row = next(line for line in t2.splitlines() if "| 16 | +GtR (Ours) | `gtr_lightgen` |" in line)
     assert "0.56±0.03 / 0.56" in gtr_row and "1.00±0.00 / 0.99" in gtr_row and "| 2 (GenEval; 2212 images) |" in gtr_row
     assert "| 16 | +LazyMAR (our port) | `lazymar_lightgen_16` |" in t2 and "| — | SDv1.5 |" in t2

@@ -22,8 +22,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from gtr.models.diffusion import respaced_timesteps
+from gtr.models.lightgen import LightGen, LightGenConfig
 from gtr.models.mar import MAR, MARConfig
-from gtr.sampling.lazymar import HeadCache, LazyMARSampler, cached_decoder, cached_encoder, cached_head
+from gtr.sampling.lazymar import HeadCache, LazyMARSampler, LightGenView, cached_decoder, cached_encoder, cached_head
 from gtr.sampling.rng import PerImageRNG
 from gtr.sampling.schedule import ARStep, Schedule, check_plan
 
@@ -72,34 +73,57 @@ def quadratic_through(f0: int, f1: int, f2: int):
 
 
 class FlopsCounter:
-    """Counts the components of one MAR configuration on the real modules (meta device), then any sampler's
-    per-image FLOPs. Each component is counted at three sizes and extended exactly (``quadratic_through``)."""
+    """Counts the components of one MAR or LightGen configuration on the real modules (meta device), then any
+    sampler's per-image FLOPs. Each component is counted at three sizes and extended exactly (``quadratic_through``).
 
-    def __init__(self, config: MARConfig):
+    LightGen: the "encoder" part also holds the text aligner, run once per image (conditional half; the
+    unconditional text is a learned constant), and the "decoder" part the cross-attention blocks after the decoder.
+    """
+
+    def __init__(self, config: MARConfig | LightGenConfig):
+        self.text = isinstance(config, LightGenConfig)
         with torch.device("meta"):
-            self.model = MAR(config).eval()
+            self.model = (LightGen if self.text else MAR)(config).eval()
         self.config = config
+        self.width = config.width if self.text else config.encoder_embed_dim
+        self.buffer = 0 if self.text else config.buffer_size
+
+    def _meta(self, *shape: int, dtype=torch.float32) -> torch.Tensor:
+        return torch.empty(*shape, dtype=dtype, device="meta")
+
+    def _text(self, rows: int) -> torch.Tensor:
+        return self._meta(rows, self.config.max_length, self.width)
 
     def _count_encoder(self, rows: int, known: int) -> int:
         m = self.model
-        tokens = torch.empty(rows, m.seq_len, m.token_dim, device="meta")
-        idx = torch.zeros(rows, known, dtype=torch.long, device="meta")
-        cond = torch.empty(rows, self.config.encoder_embed_dim, device="meta")
-        return count_flops(lambda: m.forward_encoder(tokens, idx, cond))
+        tokens = self._meta(rows, m.seq_len, m.token_dim)
+        idx = self._meta(rows, known, dtype=torch.long)
+        if self.text:
+            return count_flops(lambda: m.forward_encoder(tokens, idx))
+        return count_flops(lambda: m.forward_encoder(tokens, idx, self._meta(rows, self.width)))
 
     def _count_decoder(self, rows: int, known: int) -> int:
         m = self.model
-        x = torch.empty(rows, m.buffer_size + known, self.config.encoder_embed_dim, device="meta")
-        idx = torch.zeros(rows, known, dtype=torch.long, device="meta")
+        x = self._meta(rows, self.buffer + known, self.width)
+        idx = self._meta(rows, known, dtype=torch.long)
+        if self.text:
+            return count_flops(lambda: m.forward_text(m.forward_decoder(x, idx), self._text(rows)))
         return count_flops(lambda: m.forward_decoder(x, idx))
 
     def _count_diffusion_step(self, rows: int) -> int:
         """One diffusion-MLP evaluation on ``rows`` tokens, as the official loop runs it."""
         net = self.model.diffloss.net
-        x = torch.empty(rows, self.model.token_dim, device="meta")
-        t = torch.zeros(rows, dtype=torch.long, device="meta")
-        z = torch.empty(rows, self.config.encoder_embed_dim, device="meta")
-        return count_flops(lambda: net(x, t, z))
+        x = self._meta(rows, self.model.token_dim)
+        t = self._meta(rows, dtype=torch.long)
+        return count_flops(lambda: net(x, t, self._meta(rows, self.width)))
+
+    @functools.cached_property
+    def condition(self) -> int:
+        """Per image: LightGen's text aligner on the T5 features; MAR's class embedding is a lookup (0)."""
+        if not self.text:
+            return 0
+        return count_flops(lambda: self.model.condition(self._meta(1, self.config.max_length,
+                                                                   self.config.caption_channels)))
 
     @functools.lru_cache(maxsize=None)
     def _component(self, name: str, rows: int):
@@ -124,12 +148,12 @@ class FlopsCounter:
         plan = schedule.plan(m.seq_h, m.seq_w)
         check_plan(plan, m.seq_len, schedule.name)
         halves = 2 if schedule.guided else 1
-        encoder = decoder = diffusion = 0
+        encoder, decoder, diffusion = self.condition, 0, 0
         known = 0
         for index, step in enumerate(plan):
             encoder += self.encoder(halves, known)
             decoder += self.decoder(halves, known)
-            for num_steps, count in diffusion_step_histogram(schedule, index, step, self.config.encoder_embed_dim):
+            for num_steps, count in diffusion_step_histogram(schedule, index, step, self.width):
                 evaluations = effective_diffusion_steps(num_steps, clip_timestep)
                 diffusion += evaluations * self.diffusion_step(halves * count)
             known += step.num_tokens
@@ -137,22 +161,39 @@ class FlopsCounter:
 
     # LazyMAR: its cached steps run the very functions the sampler runs (gtr.sampling.lazymar), here on meta tensors.
     def _kv(self, length: int, layers: int) -> list[torch.Tensor]:
-        c = self.config
-        return [torch.empty(1, c.encoder_num_heads, length, c.encoder_embed_dim // c.encoder_num_heads, device="meta")
-                for _ in range(layers)]
+        heads = self.config.encoder_num_heads
+        return [self._meta(1, heads, length, self.width // heads) for _ in range(layers)]
+
+    @functools.cached_property
+    def _view(self) -> LightGenView:
+        return LightGenView(self.model)
 
     def _count_cached_encoder(self, known: int, new: int) -> int:
         m, c = self.model, self.config
-        tokens = torch.empty(1, new, m.token_dim, device="meta")
-        positions = torch.zeros(1, new, dtype=torch.long, device="meta")
-        cond = torch.empty(1, c.encoder_embed_dim, device="meta")
-        kv = self._kv(m.buffer_size + known - new, c.encoder_depth)
-        return count_flops(lambda: cached_encoder(m, tokens, positions, cond, kv, list(kv)))
+        tokens = self._meta(1, new, m.token_dim)
+        positions = self._meta(1, new, dtype=torch.long)
+        kv = self._kv(self.buffer + known - new, c.encoder_depth)
+        if self.text:
+            return count_flops(lambda: self._view.encode(tokens, positions, None, kv, list(kv)))
+        return count_flops(lambda: cached_encoder(m, tokens, positions, self._meta(1, self.width), kv, list(kv)))
+
+    def _count_cached_text(self, rows: int) -> int:
+        """LightGen's cached steps: the cross-attention blocks on the ``rows`` positions the decoder kept."""
+        out = self._meta(1, self.model.seq_len, self.width)
+        kept = self._meta(1, rows, dtype=torch.long)
+        return count_flops(lambda: self._view.finish(out, self._text(1), kept))
+
+    @functools.lru_cache(maxsize=None)
+    def _cached_text_in_rows(self):
+        return quadratic_through(*(self._count_cached_text(j) for j in range(3)))
+
+    def cached_text(self, rows: int) -> int:
+        return self._cached_text_in_rows()(rows) if self.text else 0
 
     def _count_cached_decoder(self, keep: int, prune_layer: int) -> int:
         m, c = self.model, self.config
-        length = m.buffer_size + m.seq_len
-        x = torch.empty(1, length, c.decoder_embed_dim, device="meta")
+        length = self.buffer + m.seq_len
+        x = self._meta(1, length, self.width)
         kv = self._kv(length, c.decoder_depth)
         forced = torch.zeros(1, 1, dtype=torch.long, device="meta")  # which positions are forced costs nothing
         return count_flops(lambda: cached_decoder(m, x, kv, list(kv), forced, keep, prune_layer))
@@ -191,9 +232,9 @@ class FlopsCounter:
         """One diffusion-MLP evaluation of ``rows`` tokens under LazyMAR's head cache, counted as the official loop
         runs it (time embedding per row, ``cond_embed`` at every step)."""
         net, c = self.model.diffloss.net, self.config
-        x = torch.empty(rows, self.model.token_dim, device="meta")
-        t = torch.zeros(rows, dtype=torch.long, device="meta")  # one timestep per row, as the official loop
-        z = torch.empty(rows, c.encoder_embed_dim, device="meta")
+        x = self._meta(rows, self.model.token_dim)
+        t = self._meta(rows, dtype=torch.long)  # one timestep per row, as the official loop
+        z = self._meta(rows, self.width)
         cache = HeadCache()
         if not full:
             cache.mlp = {j: torch.empty(rows, c.diffloss_w, device="meta") for j in range(c.diffloss_d)}
@@ -206,17 +247,18 @@ class FlopsCounter:
         plan = schedule.plan(m.seq_h, m.seq_w)
         check_plan(plan, m.seq_len, schedule.name)
         halves = 2 if schedule.guided else 1
-        encoder = decoder = diffusion = 0
+        encoder, decoder, diffusion = self.condition, 0, 0
         known, previous = 0, 0
         for index, step in enumerate(plan):
             if index == 0 or schedule.full_step(index):
                 encoder += self.encoder(halves, known)
                 decoder += self.decoder(halves, known)
             else:
-                keep = schedule.keep_count(index, step.num_tokens, previous, m.buffer_size + m.seq_len)
+                keep = schedule.keep_count(index, step.num_tokens, previous, self.buffer + m.seq_len)
                 encoder += self.cached_encoder(known, previous)
-                decoder += self.cached_decoder(keep, schedule.prune_layer)
-            for num_steps, count in diffusion_step_histogram(schedule, index, step, self.config.encoder_embed_dim):
+                kept = keep if schedule.prune_layer < self.config.decoder_depth else m.seq_len
+                decoder += self.cached_decoder(keep, schedule.prune_layer) + self.cached_text(kept)
+            for num_steps, count in diffusion_step_histogram(schedule, index, step, self.width):
                 total = effective_diffusion_steps(num_steps, clip_timestep)
                 if not schedule.head_cache:
                     diffusion += total * self.diffusion_step(halves * count)

@@ -191,22 +191,35 @@ class LightGen(nn.Module):
         if b and bool((counts != counts[0]).any()):
             raise ValueError("every image in a batch must have the same number of known tokens")
         known_idx = known.nonzero()[:, 1].view(b, -1)
-        width = self.config.width
+        return self.forward_text(self.forward_decoder(self.forward_encoder(tokens, known_idx), known_idx), cond)
 
-        # Encoder on the known tokens only (projected after the gather: row-wise the same as the official order).
+    def forward_encoder(self, tokens: torch.Tensor, known_idx: torch.Tensor) -> torch.Tensor:
+        """The encoder on the known tokens only (projected after the gather: row-wise the same as the official
+        order), then the decoder embedding: [B, k, D]."""
         known_tokens = torch.gather(tokens, 1, known_idx[..., None].expand(-1, -1, tokens.shape[-1]))
         x = self.z_proj_ln(self.z_proj(known_tokens) + self.position_table(self.encoder_pos_embed_learned)[known_idx])
         if x.shape[1]:  # at the first step nothing is known: an empty sequence
             for block in self.encoder_blocks:
                 x = block(x)
-        x = self.decoder_embed(self.encoder_norm(x))
+        return self.decoder_embed(self.encoder_norm(x))
 
+    def forward_decoder(self, x: torch.Tensor, known_idx: torch.Tensor) -> torch.Tensor:
+        """Mask tokens everywhere but the known positions, position embedding, decoder blocks: [B, N, D] (before
+        ``decoder_norm``)."""
+        b, width = x.shape[0], self.config.width
         full = self.mask_token.to(x.dtype).expand(b, self.seq_len, width).clone()
         full.scatter_(1, known_idx[..., None].expand(-1, -1, width), x)
         x = full + self.position_table(self.decoder_pos_embed_learned)
         for block in self.decoder_blocks:
             x = block(x)
-        x = self.last_embed(self.decoder_norm(x)) + self.position_table(self.last_pos_embed_learned)
+        return x
+
+    def forward_text(self, x: torch.Tensor, cond: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Where the text enters: ``last_embed``, the cross-attention blocks (image queries, text keys/values), the
+        final norm: z [B, N, D]. With ``positions`` [B, n], x holds only those rows (image positions do not interact
+        here, so any subset gives the same rows as the whole)."""
+        table = self.position_table(self.last_pos_embed_learned)
+        x = self.last_embed(self.decoder_norm(x)) + (table if positions is None else table[positions])
         for block in self.cross_attn_blocks:
             x = block(x, cond)
         return self.cross_norm(x)

@@ -138,10 +138,10 @@ def encode_with_cache(model, x: torch.Tensor, buf: int, keys: list, values: list
 
 
 def cached_decoder(model, x: torch.Tensor, keys: list, values: list, forced: torch.Tensor, keep: int,
-                   prune_layer: int) -> torch.Tensor:
+                   prune_layer: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Last decoder-block features [B, L, D] (before ``decoder_norm``) at the kept positions, zeros elsewhere (never
-    read). x [B, L, D]: the decoder input; ``forced`` [B, f]: positions always kept; ``keys``/``values`` per layer
-    [B, H, L, hd], updated in place."""
+    read), and the kept positions [B, keep] (None: all). x [B, L, D]: the decoder input; ``forced`` [B, f]:
+    positions always kept; ``keys``/``values`` per layer [B, H, L, hd], updated in place."""
     for layer, block in enumerate(model.decoder_blocks[:prune_layer + 1]):
         q, k, v = split_qkv(block, block.norm1(x))
         previous_v = values[layer]
@@ -150,7 +150,7 @@ def cached_decoder(model, x: torch.Tensor, keys: list, values: list, forced: tor
         if layer < prune_layer:
             x = x + feed_forward(block, x)
     if prune_layer >= len(model.decoder_blocks):  # a decoder too shallow to prune: every position runs
-        return x
+        return x, None
     similarity = F.cosine_similarity(values[prune_layer].float(), previous_v.float(), dim=-1).mean(dim=1)  # [B, L]
     similarity = similarity.scatter(1, forced, 0.0)  # the released code zeroes the forced scores and keeps the lowest
     kept = similarity.argsort(dim=1, stable=True)[:, :keep].sort(dim=1).values  # [B, keep]
@@ -165,7 +165,7 @@ def cached_decoder(model, x: torch.Tensor, keys: list, values: list, forced: tor
         values[layer] = values[layer].scatter(2, heads, v.to(values[layer].dtype))
         h = h + attend(block, q, keys[layer], values[layer])
         h = h + feed_forward(block, h)
-    return torch.zeros_like(x).scatter(1, rows, h.to(x.dtype))
+    return torch.zeros_like(x).scatter(1, rows, h.to(x.dtype)), kept
 
 
 @dataclass
@@ -213,15 +213,15 @@ class MARView:
     def decoder_positions(self, rows: torch.Tensor) -> torch.Tensor:
         return self.model.decoder_pos_embed_learned[0][rows]
 
-    def finish(self, out: torch.Tensor, cond: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def finish(self, out: torch.Tensor, cond: torch.Tensor, kept: torch.Tensor | None) -> torch.Tensor:
         return self.model.decoder_norm(out)[:, self.buffer_size:] + self.model.diffusion_pos_embed_learned
 
 
 class LightGenView:
     """Our port of LazyMAR to LightGen (its released code supports MAR only). LightGen's encoder and decoder never see
     the text, which enters through the cross-attention blocks after the decoder; so the token cache covers encoder
-    and decoder as in MAR (no buffer), the cross-attention blocks run on the pruned decoder's output at the
-    positions predicted now, and the condition cache takes the CFG difference on the final z (unconditional =
+    and decoder as in MAR (no buffer), the cross-attention blocks run on the positions the pruned decoder kept (as
+    the decoder's last layers do), and the condition cache takes the CFG difference on the final z (unconditional =
     conditional + the difference stored at the last full step)."""
     delta_on_decoder = False
     buffer_size = 0
@@ -229,7 +229,7 @@ class LightGenView:
     def __init__(self, model: LightGen):
         self.model = model
         self.tables = {name: model.position_table(getattr(model, name)) for name in
-                       ("encoder_pos_embed_learned", "decoder_pos_embed_learned", "last_pos_embed_learned")}
+                       ("encoder_pos_embed_learned", "decoder_pos_embed_learned")}
 
     def encode(self, new_tokens, new_positions, cond, keys, values):
         m = self.model
@@ -239,15 +239,13 @@ class LightGenView:
     def decoder_positions(self, rows: torch.Tensor) -> torch.Tensor:
         return self.tables["decoder_pos_embed_learned"][rows]
 
-    def finish(self, out: torch.Tensor, cond: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """z at the positions predicted now (zeros elsewhere, never read): the cross-attention blocks treat image
-        positions independently (queries: image, keys and values: text), so this equals running them on all."""
-        m = self.model
-        rows = positions[..., None].expand(-1, -1, out.shape[-1])
-        x = m.last_embed(m.decoder_norm(torch.gather(out, 1, rows))) + self.tables["last_pos_embed_learned"][positions]
-        for block in m.cross_attn_blocks:
-            x = block(x, cond)
-        return torch.zeros_like(out).scatter(1, rows, m.cross_norm(x).to(out.dtype))
+    def finish(self, out: torch.Tensor, cond: torch.Tensor, kept: torch.Tensor | None) -> torch.Tensor:
+        """z at the kept positions (all when ``kept`` is None), zeros elsewhere (never read)."""
+        if kept is None:
+            return self.model.forward_text(out, cond)
+        rows = kept[..., None].expand(-1, -1, out.shape[-1])
+        z = self.model.forward_text(torch.gather(out, 1, rows), cond, kept)
+        return torch.zeros_like(out).scatter(1, rows, z.to(out.dtype))
 
 
 class LazyMARRunner(ModelRunner):
@@ -317,12 +315,13 @@ class LazyMARRunner(ModelRunner):
                                                 fresh.to(self.dec_input.dtype))
         forced = torch.cat([positions, prev], dim=1) + buf
         keep = s.keep_count(index, positions.shape[1], prev.shape[1], self.dec_input.shape[1])
-        out = cached_decoder(self.model, self.dec_input, self.dec_keys, self.dec_values, forced, keep, s.prune_layer)
+        out, kept = cached_decoder(self.model, self.dec_input, self.dec_keys, self.dec_values, forced, keep,
+                                   s.prune_layer)
         if view.delta_on_decoder:
             if with_cfg:
                 out = torch.cat([out, out + self.cond_delta.to(out.dtype)])
-            return view.finish(out, cond, positions)
-        z = view.finish(out, cond, positions)
+            return view.finish(out, cond, kept)
+        z = view.finish(out, cond, kept)
         return torch.cat([z, z + self.cond_delta.to(z.dtype)]) if with_cfg else z
 
     def diffusion(self, z, x_T, num_steps, step_noise, temperature, z_uncond, cfg_scale):
