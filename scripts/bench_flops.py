@@ -122,8 +122,6 @@ def main() -> None:
                 "note": note,
             })
     rows.sort(key=lambda r: r["table"])  # stable: Table 1 by model, then Tables 3 and 4
-    out = REPO / "results" / "flops"
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = [
         "# FLOPs and Speed, the MAR rows of Tables 1, 3 and 4 (counted here vs the paper)", "",
         f"Command: `python {Path(__file__).resolve().relative_to(REPO).as_posix()}` (CPU, no weights; counted, not "
@@ -141,9 +139,16 @@ def main() -> None:
     lines += ["", "Notes:"] + [f"- {label}: {note}" for _, label, _, _, _, note in ROWS if note]
     lines += ["- Not here: Table 3's first row (neither GtR* nor GtR†, 45.13 T), whose schedule the paper does not "
               "give."]
+    write("flops", rows, lines)
+    lightgen()
+
+
+def write(name: str, rows: list[dict], lines: list[str]) -> None:
+    """results/<name>.json (the rows) and results/<name>.md (the report)."""
+    out = REPO / "results" / name
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    lightgen()
 
 
 def lightgen() -> None:
@@ -162,8 +167,6 @@ def lightgen() -> None:
                      "note": note})
     for row in rows:
         row["speed"] = round(rows[0]["tflops"] / row["tflops"], 2)
-    out = REPO / "results" / "flops_lightgen"
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = [
         "# FLOPs of Table 2's LightGen rows (counted here; the paper gives latency only)", "",
         f"Command: `python {Path(__file__).resolve().relative_to(REPO).as_posix()}` (CPU, no weights; counted, not "
@@ -185,8 +188,7 @@ def lightgen() -> None:
               "share of the FLOPs can give, so its LightGen latency gain does not follow FLOPs (or its schedule "
               "differs from the stated rates). GPU latency of these rows: `scripts/bench_latency.py --models "
               "lightgen` (not measured yet)."]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write("flops_lightgen", rows, lines)
 
 
 if __name__ == "__main__":

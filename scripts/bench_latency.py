@@ -9,7 +9,7 @@
 
 Random weights (latency does not depend on them); the same labels (LightGen: the same random T5 features) and seed
 for every sampler; timing includes the transformer and diffusion head (LightGen: and its text aligner), not the VAE
-or T5. FLOPs are counted for MAR only (LightGen's Speed in Table 2 is a latency ratio). Writes results/latency_<device>_<model>_<precision>_b<batch>.{json,md}
+or T5 (LightGen's FLOPs include its text aligner). Writes results/latency_<device>_<model>_<precision>_b<batch>.{json,md}
 per model (latency per image = batch time / batch, and on CUDA the peak memory of each sampler). The first sampler
 is the reference of the speedup columns.
 """
@@ -59,7 +59,7 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
         model = build_lightgen(model_name, seed=0, device=device)
         shape = (args.batch, model.config.max_length, model.config.caption_channels)
         conditions = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(device)
-        counter = None
+        counter = FlopsCounter(LIGHTGEN_PRESETS[model_name])
         clip = cfg.model.clip_timestep if clip is None else clip
     else:
         model = gtr.build_mar(model_name, seed=0, device=device)
@@ -72,7 +72,7 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
         options = OmegaConf.to_container(compose_config(f"model={model_name}", f"sampler={name}").sampler,
                                          resolve=True)
         samplers[name] = sampler_from_config(options)
-        flops[name] = counter.sample(samplers[name], clip).total if counter else None
+        flops[name] = counter.sample(samplers[name], clip).total
     peak = {}
 
     def method(name: str):
@@ -92,11 +92,10 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
     for name in args.samplers:
         stats = summary(times[name])
         measured = summary(times[reference])["median_s"] / stats["median_s"]
-        flops_speedup = flops[reference] / flops[name] if counter else None
+        flops_speedup = flops[reference] / flops[name]
         rows.append({"sampler": name, **stats, "s_per_image": stats["median_s"] / args.batch,
-                     "tflops_per_image": flops[name] / 1e12 if counter else None, "speedup_measured": measured,
-                     "speedup_flops": flops_speedup,
-                     "measured_over_flops": measured / flops_speedup if counter else None,
+                     "tflops_per_image": flops[name] / 1e12, "speedup_measured": measured,
+                     "speedup_flops": flops_speedup, "measured_over_flops": measured / flops_speedup,
                      "peak_memory_gib": peak.get(name)})
     tag = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device).replace(" ", "_").lower()
     command = " ".join(["python", Path(__file__).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]])
@@ -113,14 +112,10 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
         "| sampler | median s / batch | min | max | s / image | TFLOPs / image | speedup measured | speedup FLOPs | "
         "measured / FLOPs |" + (" peak GiB |" if memory else ""), "|---|---|---|---|---|---|---|---|---|" + ("---|" if memory else ""),
     ]
-    def fmt(value, spec: str) -> str:
-        return "—" if value is None else format(value, spec)
-
     for r in rows:
         lines.append(f"| {r['sampler']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} | "
-                     f"{r['s_per_image']:.4f} | {fmt(r['tflops_per_image'], '.2f')} | {r['speedup_measured']:.2f}x | "
-                     f"{fmt(r['speedup_flops'], '.2f')}{'x' if r['speedup_flops'] else ''} | "
-                     f"{fmt(r['measured_over_flops'], '.2f')} |"
+                     f"{r['s_per_image']:.4f} | {r['tflops_per_image']:.2f} | {r['speedup_measured']:.2f}x | "
+                     f"{r['speedup_flops']:.2f}x | {r['measured_over_flops']:.2f} |"
                      + (f" {r['peak_memory_gib']:.1f} |" if memory else ""))
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
