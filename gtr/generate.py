@@ -71,6 +71,14 @@ class Distributed:
         if self.world > 1:
             dist.barrier()
 
+    def all_ok(self, ok: bool) -> bool:
+        """Whether every rank is ``ok``: lets a failure seen by one rank stop all of them together."""
+        if self.world == 1:
+            return ok
+        flag = torch.tensor([int(ok)], device=self.device if self.device.type == "cuda" else "cpu")
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        return bool(flag.item())
+
     def close(self) -> None:
         if self.world > 1:
             dist.destroy_process_group()
@@ -135,6 +143,29 @@ def render_sharded(runtime: Distributed, model, sampler, tokenizer, num_images: 
     return sum(len(b) for b in todo), seconds
 
 
+def claim_output(out: Path, settings: dict, rank: int) -> None:
+    """Resume only what these settings made: ``<out>/run.json`` records what the folder's images are (model,
+    resolved sampler, seed, precision, counts); the first run writes it and a run with other settings stops."""
+    path = out / "run.json"
+    if path.is_file():
+        before = json.loads(path.read_text())
+        changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+        if changed:
+            raise GtRError(f"{out} holds images made with other settings ({', '.join(changed)} differ): set "
+                           f"output_dir=<another folder>, or delete {out} to start over")
+    elif rank == 0:
+        tmp = out / ".run.json.tmp"
+        tmp.write_text(json.dumps(settings, indent=1) + "\n")
+        os.replace(tmp, path)
+
+
+def run_settings(cfg, **counts) -> dict:
+    """What decides a run's images (not batch size or world size, which do not change them)."""
+    model = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "metrics"}
+    return {"model": model, "sampler": OmegaConf.to_container(cfg.sampler, resolve=True), "seed": cfg.seed,
+            "precision": cfg.precision, "diffusion": OmegaConf.to_container(cfg.diffusion, resolve=True), **counts}
+
+
 def check_complete(num_images: int, path_of: Callable[[int], Path]) -> None:
     """Every rank decoded its pre-existing images before skipping them and writes new ones atomically, so existence
     is completeness here."""
@@ -168,6 +199,7 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
     if labels.max() >= cfg.model.num_classes:
         raise GtRError(f"{num_images} images at {cfg.images_per_class} per class need {labels.max() + 1} classes; "
                        f"{cfg.model.name} has {cfg.model.num_classes}: lower num_images or raise images_per_class")
+    claim_output(out, run_settings(cfg, num_images=num_images, images_per_class=cfg.images_per_class), runtime.rank)
     if cfg.metrics.enabled:
         from gtr.eval.metrics import preflight
         preflight(cfg)
@@ -203,5 +235,4 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
         tmp.write_text(json.dumps(record, indent=1) + "\n")
         os.replace(tmp, out / "results.json")
         log_to_wandb(cfg, record, images_dir)
-    runtime.barrier()
-    return record
+    return record  # the other ranks leave after generation: none waits on rank 0's scoring

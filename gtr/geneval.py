@@ -10,6 +10,8 @@ and ``results.json`` (the run record with a ``geneval`` field of Table 2 cells, 
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -24,7 +26,8 @@ from gtr.eval.geneval.prompts import image_path, read_metadata, resolve_metadata
 from gtr.eval.geneval.rules import Thresholds
 from gtr.eval.geneval.score import score_folder
 from gtr.eval.geneval.summary import format_summary, scores, summarize
-from gtr.generate import Distributed, batches_of_rank, check_complete, git_commit, render_sharded
+from gtr.generate import (Distributed, batches_of_rank, check_complete, claim_output, git_commit, render_sharded,
+                          run_settings)
 from gtr.pipeline import check_writable, load_image_tokenizer, resolve_device, run_job, sampler_from_config
 from gtr.sampling.executor import autocast
 from gtr.sampling.schedule import check_plan
@@ -43,6 +46,8 @@ def load_prompts(cfg) -> list[dict]:
 def generate_images(cfg, runtime: Distributed, records: list[dict]) -> dict:
     """Render (or resume) the layout under ``cfg.output_dir``; returns what rank 0 knows of the generation."""
     out, n = Path(cfg.output_dir), cfg.n_samples
+    prompts = hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()
+    claim_output(out, run_settings(cfg, prompts=len(records), prompts_sha256=prompts, n_samples=n), runtime.rank)
     device = runtime.device
     sampler = sampler_from_config(cfg.sampler)
     autocast(device, cfg.precision)  # validates the precision name
@@ -88,14 +93,25 @@ def load_scorer(cfg):
     return detector, colors
 
 
+@contextlib.contextmanager
+def tf32(enabled: bool | None):
+    """TF32 for matmuls and cuDNN as asked (None: leave PyTorch's settings), restored afterwards so that a later job
+    of the same process (a Hydra sweep) samples with the numerics it would have alone."""
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    if enabled is not None:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(enabled)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = flags
+
+
 def score(cfg, scorer, device: torch.device) -> tuple[dict, str]:
     """Score the folder; returns the summary and the detector's label."""
     detector, colors = (part.to(device) for part in scorer)
-    if not cfg.geneval.tf32 and device.type == "cuda":  # TF32 moves detection scores across the thresholds
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    rows = score_folder(cfg.output_dir, detector, colors, Thresholds(**cfg.geneval.thresholds),
-                        progress=cfg.progress)
+    with tf32(cfg.geneval.tf32):
+        rows = score_folder(cfg.output_dir, detector, colors, Thresholds(**cfg.geneval.thresholds),
+                            progress=cfg.progress)
     summary = summarize(rows)
     (Path(cfg.output_dir) / "summary.txt").write_text(f"{detector.label}\n\n{format_summary(summary)}\n")
     return summary, detector.label
@@ -111,7 +127,14 @@ def run_geneval(cfg, sampler_config: str | None = None) -> dict:
     records = load_prompts(cfg) if cfg.generate else None
     runtime = Distributed(resolve_device(cfg.device))
     try:
-        scorer = load_scorer(cfg) if cfg.score and runtime.rank == 0 else None
+        scorer, error = None, None
+        if cfg.score and runtime.rank == 0:
+            try:
+                scorer = load_scorer(cfg)
+            except GtRError as err:
+                error = err
+        if not runtime.all_ok(error is None):  # every rank stops before generating, not only rank 0
+            raise error or GtRError("rank 0 could not load GenEval's scorer: see its message")
         if cfg.generate:
             generation = generate_images(cfg, runtime, records)
             if runtime.rank == 0:
@@ -131,8 +154,7 @@ def run_geneval(cfg, sampler_config: str | None = None) -> dict:
                 record.update(evaluator=label, geneval_summary=summary, geneval=scores(summary))
             write_json(record, out / "results.json")
             log_to_wandb(cfg, record, out)
-        runtime.barrier()
-        return record
+        return record  # the other ranks leave after generation: none waits on rank 0's scoring
     finally:
         runtime.close()
 

@@ -63,6 +63,20 @@ def load_image_tokenizer(tok_cfg: Mapping[str, Any], weights_cfg: Mapping[str, A
                           download=weights_cfg["download"], device=device)
 
 
+def _config_choice(group: str, default: str) -> str:
+    """``${choice:sampler,<default>}``: the config file chosen for ``group`` in this Hydra run (e.g. ``mar_16``, whose
+    sampler name is ``mar``), or ``default`` outside a Hydra run; output folders are named by it, so that different
+    configs of one sampler never share (and resume) a folder."""
+    from hydra.core.hydra_config import HydraConfig
+    try:
+        return HydraConfig.get().runtime.choices.get(group) or default
+    except ValueError:  # not inside a Hydra run (compose API, notebooks)
+        return default
+
+
+OmegaConf.register_new_resolver("choice", _config_choice, replace=True)
+
+
 def compose_config(*overrides: str, name: str = "sample"):
     """A script's config (``sample``, ``train``, ...) with Hydra-style overrides, for benchmarks, tests and
     notebooks."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 from pathlib import Path
 
 import torch
@@ -64,23 +65,27 @@ class T5TextEncoder:
         return hashlib.sha256(ident.encode()).hexdigest()[:32]
 
 
-def cached_features(encoder: T5TextEncoder, prompts: list[str], cache_dir: str | os.PathLike | None,
-                    batch_size: int = 16) -> torch.Tensor:
+def cached_features(encoder: T5TextEncoder, prompts: list[str],
+                    cache_dir: str | os.PathLike | None) -> torch.Tensor:
     """Features [B, L, hidden] of ``prompts``, encoding only those not cached yet under ``cache_dir`` (one
-    safetensors file per prompt, written atomically); no cache when ``cache_dir`` is None."""
+    safetensors file per prompt, written atomically); no cache when ``cache_dir`` is None.
+
+    Each prompt is encoded alone, so its features do not depend on which prompts share a batch (on a GPU, batch
+    composition changes the rounding): a run gives the same features whatever was cached and on any rank.
+    """
     from safetensors.torch import load_file, save_file
     if cache_dir is None:
-        return torch.cat([encoder(prompts[i:i + batch_size]) for i in range(0, len(prompts), batch_size)])
+        return torch.cat([encoder([p]) for p in prompts])
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     paths = [cache / f"{encoder.key(p)}.safetensors" for p in prompts]
-    todo = sorted({i for i, path in enumerate(paths) if not path.is_file()})
-    for start in range(0, len(todo), batch_size):
-        ids = todo[start:start + batch_size]
-        for i, features in zip(ids, encoder([prompts[i] for i in ids])):
-            tmp = paths[i].with_name(f".{paths[i].name}.tmp")
-            save_file({"features": features.contiguous()}, str(tmp), metadata={"prompt": prompts[i]})
-            os.replace(tmp, paths[i])
+    for prompt, path in zip(prompts, paths):
+        if path.is_file():
+            continue
+        fd, tmp = tempfile.mkstemp(dir=cache, prefix=f".{path.name}.", suffix=".tmp")  # ranks may write at once
+        os.close(fd)
+        save_file({"features": encoder([prompt])[0].contiguous()}, tmp, metadata={"prompt": prompt})
+        os.replace(tmp, path)
     return torch.stack([load_file(str(path))["features"] for path in paths])
 
 

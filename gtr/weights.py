@@ -15,6 +15,7 @@ import hashlib
 import os
 import pickle
 import re
+import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -116,17 +117,21 @@ def resolve(file: WeightFile, path: str | os.PathLike | None = None, root: str |
 def download_file(url: str, dest: Path, desc: str = "", timeout: float = 30.0) -> None:
     """Stream ``url`` to ``dest`` with a progress bar; the file appears only once complete (atomic rename)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
     request = urllib.request.Request(url, headers={"User-Agent": "Wget/1.16 (linux-gnu)"})
-    with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as out:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {desc or dest.name}") as bar:
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-                bar.update(len(chunk))
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(part, dest)
+    # A temporary name of its own: processes that download the same file at once do not write into each other.
+    fd, part = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response, os.fdopen(fd, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {desc or dest.name}") as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(part, dest)
+    finally:
+        Path(part).unlink(missing_ok=True)
 
 
 # What the official training scripts pickle besides tensors (``args`` is an argparse.Namespace).

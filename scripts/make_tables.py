@@ -47,6 +47,7 @@ TABLE4 = {"Origin": ("mar", {}), "+Random": ("gtr_16", {"fts_selection": "random
 TABLE5 = {"Raster": ("gtr_order_raster", {}), "Subsample": ("gtr_order_subsample", {}),
           "Random": ("gtr_order_random", {}), "GtR (Ours)": ("gtr_16", {})}
 FULL_EVAL = 50_000
+GENEVAL_IMAGES = 553 * 4
 
 
 def load_json(path: Path):
@@ -165,7 +166,7 @@ TABLE2 = {("32", "LightGen, 32"): ("lightgen_32", "mar"), ("16", "+Step=16"): ("
 
 def table2(m: Measured, paper: dict) -> list[str]:
     """LightGen at 512 px on GenEval: ours from ``scripts/geneval.py`` run records (``geneval`` field), mean over
-    seeds (± their standard deviation); Speed = GPU latency of the 32-step row / the row's, from one latency file."""
+    seeds (± their standard deviation); Speed = GPU latency of the 32-step row / the row's."""
     lines = header("Table 2: LightGen 512 px on GenEval",
                    ["block", "method", "sampler", "GPU latency (s)", "Speed", "FLOPs speed", *GENEVAL_TASKS,
                     "runs (evaluator)"])
@@ -173,7 +174,9 @@ def table2(m: Measured, paper: dict) -> list[str]:
                 "seeds); latency from `scripts/bench_latency.py --models lightgen` on the device named below; FLOPs "
                 "speed counted by `scripts/bench_flops.py` (results/flops_lightgen.md; the paper gives none). "
                 "Paper: copied from arXiv 2510.17171 for comparison. — : not measured here.")
-    flops = {r["config"]: r["speed"] for r in load_json(RESULTS / "flops_lightgen.json") or []}
+    counted = load_json(RESULTS / "flops_lightgen.json") or []
+    flops = {r["config"]: r["speed"] for r in counted}
+    options = {r["config"]: r["sampler_config"] for r in counted}  # each row's resolved sampler options
     reference, _ = m.latency_s("lightgen", TABLE2[("32", "LightGen, 32")][0], {}, True)
     devices = set()
     for row in paper["table2"]:
@@ -183,16 +186,16 @@ def table2(m: Measured, paper: dict) -> list[str]:
                          f"{cell(None, row['gpu_s'])} | {cell(None, row['speed'])} | — | "
                          + " | ".join(cell(None, row[t]) for t in GENEVAL_TASKS) + " | — |")
             continue
-        records = [r for r in m.all_records if r.get("model") == "lightgen" and r.get("sampler_config") in configs
-                   and r.get("geneval")]
+        records = geneval_runs(m, configs, options.get(configs[0], {}))
         latency, device = m.latency_s("lightgen", configs[0], {}, True)
         devices |= {device} if device else set()
         speed = reference / latency if latency and reference else None
         cells = " | ".join(geneval_cell(records, t, row[t]) for t in GENEVAL_TASKS)
         runs = "—"
         if records:
-            evaluators = sorted({r.get("evaluator", "?") for r in records})
-            runs = f"{len(records)} ({', '.join(evaluators)}; {records[0]['num_images']} images)"
+            images = min(r["num_images"] for r in records)
+            runs = (f"{len(records)} ({records[0]['evaluator']}; {images} images"
+                    + (")" if images >= GENEVAL_IMAGES else ": fewer than the full 2,212)"))
         method = row["method"] + (" (our port)" if "LazyMAR" in row["method"] else "")
         lines.append(f"| {row['block']} | {method} | `{configs[0]}` | {cell(latency, row['gpu_s'])} | "
                      f"{cell(speed, row['speed'])} | {cell(flops.get(configs[0]), None)} | {cells} | {runs} |")
@@ -202,6 +205,17 @@ def table2(m: Measured, paper: dict) -> list[str]:
               "\"GenEval\" = the official evaluator's detector weights (converted from mmdet); \"GenEval (HF "
               "detector)\" = a hub Mask2Former with other weights: its scores are not comparable to the paper's."]
     return lines
+
+
+def geneval_runs(m: Measured, configs: tuple[str, ...], expected: dict) -> list[dict]:
+    """The scored LightGen runs of a row: its configs, sampler options agreeing with the row's (a sweep's
+    overrides are other rows), one evaluator (the official detector's weights when any run has them: scores of the
+    two detectors are never averaged)."""
+    runs = [r for r in m.all_records if r.get("model") == "lightgen" and r.get("sampler_config") in configs
+            and r.get("geneval") and all(expected.get(k, v) == v for k, v in r["sampler"].items())]
+    evaluators = sorted({r.get("evaluator") for r in runs})
+    chosen = "GenEval" if "GenEval" in evaluators else (evaluators[0] if evaluators else None)
+    return [r for r in runs if r.get("evaluator") == chosen]
 
 
 def geneval_cell(records: list[dict], task: str, paper) -> str:

@@ -105,3 +105,12 @@ def test_default_command_samples_the_shipped_model_with_gtr(tmp_path):
     assert len(pngs) == 80 and np.asarray(Image.open(pngs[0])).shape == (28, 28, 3)
     grid = np.asarray(Image.open(out / "grid.png"))
     assert grid.shape[0] > 10 * 84  # 10 labelled rows of 3x-enlarged tiles
+
+
+def test_output_folders_are_named_by_sampler_config(tmp_path):
+    """mar and mar_16 share the sampler name "mar": their default folders differ by the config's name."""
+    run = subprocess.run([sys.executable, str(REPO / "scripts" / "sample.py"), "progress=false", "sampler=mar_16",
+                          "sampler.num_iter=2", "sampler.diffusion_steps=2", "classes=[0]", "images_per_class=1"],
+                         cwd=tmp_path, capture_output=True, text=True, env=run_env(), timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "samples" / "mar_fmnist_mar_16_seed0" / "grid.png").is_file()

@@ -65,10 +65,14 @@ def test_killed_and_restarted_run_ends_with_the_same_bytes(reference, tmp_path):
     assert not [p for p in (tmp_path / "images").iterdir() if not p.name.endswith(".png")]  # no temp leftovers
 
 
-def test_bad_requests_are_one_line_errors(tmp_path):
+def test_bad_requests_are_one_line_errors(reference, tmp_path):
     proc = run(tmp_path, "num_images=30")
     assert proc.returncode == 2 and "need 15 classes; mar_tiny has 10" in proc.stderr
     assert "Traceback" not in proc.stderr
+    before = pngs(reference)
+    proc = run(reference, "seed=5")  # resuming a folder made with other settings would mix two runs' images
+    assert proc.returncode == 2 and "other settings (seed differ)" in proc.stderr and "output_dir=" in proc.stderr
+    assert pngs(reference) == before
 
 
 def test_hydra_sweep_writes_one_result_per_point(tmp_path):

@@ -236,7 +236,10 @@ def test_scoring_resumes_after_a_kill(tmp_path):
     assert fresh[0]["correct"] and not fresh[2]["correct"]  # a bench is seen everywhere, a cow nowhere
     assert fresh[2]["reason"] == "expected cow>=1, found 0" and json.loads(fresh[2]["metadata"]) == PROMPTS[1]
     # A killed run: two rows scored, the third cut mid-line. The restart scores only what is missing.
-    partial = tmp_path / ".resumed.partial.jsonl"
+    from gtr.eval.geneval.rules import Thresholds
+    from gtr.eval.geneval.score import partial_path
+    partial = partial_path(tmp_path / "resumed.jsonl", detector, colors, Thresholds())
+    assert partial != partial_path(tmp_path / "resumed.jsonl", detector, colors, Thresholds(score=0.5))
     partial.write_text("".join(json.dumps(r) + "\n" for r in fresh[:2]) + json.dumps(fresh[2])[:30])
     calls = []
     counting = Detector(tiny_mask2former(), "hf")

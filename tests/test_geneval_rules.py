@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from gtr.errors import GtRError
 from gtr.eval.geneval.rules import (OBJECT_NAMES, Detection, Thresholds, evaluate, relative_position,
                                     select_objects)
 from gtr.eval.geneval.summary import format_summary, scores, summarize
@@ -151,5 +152,5 @@ def test_summary_overall_is_the_unweighted_mean_of_tasks():
     assert summary["prompts"] == 3 and summary["correct_prompts"] == pytest.approx(1.0)  # any image per prompt
     assert scores(summary) == {"single_object": 1.0, "counting": 0.25, "overall": pytest.approx(0.625)}
     assert "Overall score (avg. over tasks): 0.62500" in format_summary(summary)
-    with pytest.raises(ValueError):
+    with pytest.raises(GtRError, match="generate first"):
         summarize([])

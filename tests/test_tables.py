@@ -28,10 +28,14 @@ def test_tables_from_run_records(tmp_path):
                                                        n=10_000)))
     cells = {"single_object": 1.0, "two_object": 0.6, "colors": 0.8, "counting": 0.4, "position": 0.1,
              "color_attr": 0.3, "overall": 0.5}
+    def geneval_run(seed, overall, evaluator="GenEval", **sampler):
+        return {"model": "lightgen", "sampler_config": "gtr", "sampler": {"name": "gtr", **sampler}, "seed": seed,
+                "num_images": 2212, "evaluator": evaluator, "geneval": {**cells, "overall": overall}}
     for seed, overall in ((0, 0.54), (1, 0.58)):
-        (runs / f"geneval_{seed}.json").write_text(json.dumps(
-            {"model": "lightgen", "sampler_config": "gtr", "sampler": {"name": "gtr"}, "seed": seed,
-             "num_images": 2212, "evaluator": "GenEval", "geneval": {**cells, "overall": overall}}))
+        (runs / f"geneval_{seed}.json").write_text(json.dumps(geneval_run(seed, overall)))
+    # Neither another detector's scores nor a run with other sampler settings join the row's mean.
+    (runs / "geneval_hf.json").write_text(json.dumps(geneval_run(2, 0.10, "GenEval (HF detector)")))
+    (runs / "geneval_k3.json").write_text(json.dumps(geneval_run(3, 0.10, num_stages=3)))
     (runs / "unscored.json").write_text(json.dumps({**record("mar_l", "mar", {}, 0, 0), "metrics": {}}))
     out = tmp_path / "tables"
     load_script().main(["--runs", str(runs / "*.json"), "--out", str(out)])

@@ -6,8 +6,8 @@ crop, as ``evaluation/evaluate_images.py`` builds it with open_clip and clip_ben
 - classifier per object class: for each colour the mean of the L2-normalised text embeddings of three templates
   ("a photo of a {c} {cls}", "a photo of a {c}-colored {cls}", "a photo of a {c} object"), renormalised;
 - prediction: the colour with the largest cosine similarity;
-- on CUDA, text and image features under fp16 autocast (clip_benchmark's ``amp=True`` default); ``amp=False`` for
-  fp32.
+- on CUDA, text and image features and the logits under fp16 autocast (clip_benchmark's ``amp=True`` default);
+  ``amp=False`` for fp32.
 """
 from __future__ import annotations
 
@@ -55,8 +55,8 @@ class ColorClassifier:
                 with self._autocast():
                     emb = self.model.get_text_features(input_ids=batch["input_ids"],
                                                        attention_mask=batch["attention_mask"]).pooler_output
-                emb = torch.nn.functional.normalize(emb.float(), dim=-1).mean(0)
-                columns.append(emb / emb.norm())
+                    emb = torch.nn.functional.normalize(emb, dim=-1).mean(0)
+                    columns.append(emb / emb.norm())
             self._classifiers[classname] = torch.stack(columns, dim=1)
         return self._classifiers[classname]
 
@@ -77,7 +77,8 @@ class ColorClassifier:
             crop = image
             if obj.mask is not None:
                 if tuple(obj.mask.shape) != (image.height, image.width):
-                    raise ValueError(f"mask {obj.mask.shape} does not match the image {image.size[::-1]}")
+                    raise GtRError(f"a detection mask of shape {tuple(obj.mask.shape)} does not fit the "
+                                   f"{image.height}x{image.width} image: masks must be at the image's size")
                 crop = Image.composite(image, blank, Image.fromarray(np.asarray(obj.mask, dtype=bool)))
             out.append(crop.crop(tuple(float(v) for v in obj.box[:4])))
         return out
@@ -89,10 +90,10 @@ class ColorClassifier:
         predictions = []
         for start in range(0, len(crops), self.batch_size):
             pixels = torch.stack([self.transform(c) for c in crops[start:start + self.batch_size]]).to(self.device)
-            with self._autocast():
-                features = self.model.get_image_features(pixel_values=pixels).pooler_output.float()
-            features = torch.nn.functional.normalize(features, dim=-1)
-            predictions += (features @ weights).argmax(1).tolist()
+            with self._autocast():  # clip_benchmark computes the logits under autocast too
+                features = self.model.get_image_features(pixel_values=pixels).pooler_output
+                logits = 100.0 * torch.nn.functional.normalize(features, dim=-1) @ weights
+            predictions += logits.float().argmax(1).tolist()
         return [COLORS[i] for i in predictions]
 
 

@@ -67,11 +67,12 @@ def _problem(record) -> str | None:
             return f"count of {clause['class']!r} must be a positive integer"
         if "color" in clause and clause["color"] not in COLORS:
             return f"unknown colour {clause['color']!r} (one of {', '.join(COLORS)})"
-    for clause in record["include"]:
-        if "position" in clause:
-            relation, target = clause["position"]
-            if relation not in RELATIONS or not 0 <= target < record["include"].index(clause):
-                return f"position {clause['position']!r} must be [one of {RELATIONS}, index of an earlier clause]"
+    for index, clause in enumerate(record["include"]):
+        position = clause.get("position")
+        if position is not None and not (isinstance(position, list) and len(position) == 2
+                                         and position[0] in RELATIONS and isinstance(position[1], int)
+                                         and 0 <= position[1] < index):
+            return f"position {position!r} must be [one of {', '.join(RELATIONS)}, index of an earlier clause]"
     return None
 
 

@@ -69,7 +69,7 @@ def select_objects(per_class: Sequence[tuple[np.ndarray, Sequence[np.ndarray] | 
     threshold = thresholds.counting_score if tag == "counting" else thresholds.score
     found = {}
     for (boxes, masks), name in zip(per_class, classnames):
-        boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
+        boxes = np.asarray(boxes).reshape(-1, 5)  # dtype kept: float32 scores meet the threshold as officially
         order = np.argsort(boxes[:, 4])[::-1]
         order = order[boxes[order, 4] > threshold][:thresholds.max_objects].tolist()
         kept = []
@@ -87,7 +87,7 @@ def relative_position(a: Detection, b: Detection, threshold: float = 0.1) -> set
     """Where A is relative to B: the centre offset, each axis shrunk by ``threshold`` x the summed box sizes (so
     boxes side by side must clear each other), divided by the unshrunk offset's length; a component beyond 0.5
     names a relation (image y grows downwards)."""
-    boxes = np.array([a.box[:4], b.box[:4]], dtype=np.float64).reshape(2, 2, 2)
+    boxes = np.array([a.box[:4], b.box[:4]]).reshape(2, 2, 2)
     center_a, center_b = boxes.mean(axis=-2)
     size_a, size_b = np.abs(np.diff(boxes, axis=-2))[..., 0, :]
     offset = center_a - center_b

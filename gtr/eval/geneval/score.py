@@ -1,11 +1,14 @@
 """Score a GenEval folder (the official layout) image by image, as ``evaluation/evaluate_images.py`` does, into
 its ``results.jsonl`` format (filename, tag, prompt, correct, reason, metadata, details), then summarise.
 
-Resumable: each scored prompt folder is appended to ``.results.partial.jsonl`` (flushed), and a restart skips the
-images already there; ``results.jsonl`` appears only once every image is scored.
+Resumable: each scored prompt folder is appended to a partial file of this scorer (flushed), and a restart with the
+same detector, CLIP and thresholds skips the images already there; ``results.jsonl`` appears only once every image
+is scored.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -51,7 +54,7 @@ def score_folder(folder: str | os.PathLike, detector: Detector, colors: ColorCla
     prompt then image order."""
     folder = Path(folder)
     out = Path(out) if out else folder / "results.jsonl"
-    partial = out.with_name(f".{out.stem}.partial.jsonl")
+    partial = partial_path(out, detector, colors, thresholds)
     prompts = prompt_folders(folder) if folder.is_dir() else []
     if not prompts:
         raise GtRError(f"{folder} holds no GenEval prompt folders (00000/metadata.jsonl, 00000/samples/0000.png, "
@@ -80,6 +83,14 @@ def score_folder(folder: str | os.PathLike, detector: Detector, colors: ColorCla
     os.replace(tmp, out)
     partial.unlink()
     return results
+
+
+def partial_path(out: Path, detector: Detector, colors: ColorClassifier, thresholds: Thresholds) -> Path:
+    """The partial results of one scorer: a restart with another detector, CLIP or thresholds starts afresh."""
+    scorer = {"detector": detector.label, "detector_model": detector.model.config._name_or_path,
+              "clip": colors.model.config._name_or_path, "thresholds": dataclasses.asdict(thresholds)}
+    key = hashlib.sha256(json.dumps(scorer, sort_keys=True).encode()).hexdigest()[:12]
+    return out.with_name(f".{out.stem}.{key}.partial.jsonl")
 
 
 def _resume_rows(path: Path) -> dict[str, dict]:

@@ -2,9 +2,10 @@
 *unweighted* mean of the task accuracies (not the accuracy over all images)."""
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from typing import Iterable
+
+from gtr.errors import GtRError
 
 # Table 2's column order (GenEval's README orders Counting before Colors).
 TABLE2_COLUMNS = ("single_object", "two_object", "colors", "counting", "position", "color_attr")
@@ -15,7 +16,7 @@ def summarize(results: Iterable[dict]) -> dict:
     images, % correct prompts (any image correct), each task's accuracy with its counts, and ``overall``."""
     results = list(results)
     if not results:
-        raise ValueError("no GenEval results to summarise")
+        raise GtRError("no image was scored: the prompt folders hold no samples/<number>.png; generate first")
     by_task: dict[str, list[bool]] = defaultdict(list)  # insertion order = first appearance, as the official
     by_prompt: dict[str, list[bool]] = defaultdict(list)
     for row in results:
@@ -49,7 +50,3 @@ def format_summary(summary: dict) -> str:
     lines += ["", f"Overall score (avg. over tasks): {summary['overall']:.5f}"]
     return "\n".join(lines)
 
-
-def read_results(path) -> list[dict]:
-    with open(path) as fp:
-        return [json.loads(line) for line in fp if line.strip()]
