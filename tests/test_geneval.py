@@ -250,14 +250,30 @@ def test_scoring_resumes_after_a_kill(tmp_path):
         score_folder(tmp_path / "empty", detector, colors)
 
 
-def run_script(tmp_path, out, *overrides, env=None):
-    cmd = [sys.executable, str(REPO / "scripts" / "geneval.py"), "model=lightgen_tiny", "sampler=gtr",
+def run_script(tmp_path, out, *overrides, env=None, launcher=(sys.executable,)):
+    cmd = [*launcher, str(REPO / "scripts" / "geneval.py"), "model=lightgen_tiny", "sampler=gtr",
            "sampler.t_max=2", "sampler.t_min=1", "sampler.t_rec=1", "sampler.t_detail=2", "n_samples=2",
            "batch_size=2", "device=cpu", "progress=false", "weights.download=false",
            f"geneval.prompts={tmp_path / 'meta.jsonl'}", "geneval.detector=hf",
            f"geneval.detector_path={tmp_path / 'm2f'}", f"geneval.clip_path={tmp_path / 'clip'}",
            f"text_cache={tmp_path / 'cache'}", f"output_dir={out}", *overrides]
     return subprocess.run(cmd, capture_output=True, text=True, env=env or run_env(), timeout=900)
+
+
+def test_two_processes_write_the_same_images_as_one(tmp_path):
+    """torchrun (gloo, CPU) with 2 ranks: the same PNG bytes as one process, rank-independent T5 features."""
+    write_prompts(tmp_path / "meta.jsonl", PROMPTS[:3])
+    one, two = tmp_path / "one", tmp_path / "two"
+    # torchrun runs each rank with one CPU thread; so does the single process, since CPU matmuls round by thread count.
+    proc = run_script(tmp_path, one, "score=false", "batch_size=1", env={**run_env(), "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    proc = run_script(tmp_path, two, "score=false", "batch_size=1", launcher=cmd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    images = sorted(p.relative_to(one) for p in one.rglob("*.png"))
+    assert len(images) == 6 and images == sorted(p.relative_to(two) for p in two.rglob("*.png"))
+    assert all((one / p).read_bytes() == (two / p).read_bytes() for p in images)
+    assert json.loads((two / "results.json").read_text())["world_size"] == 2
 
 
 def test_geneval_script_end_to_end_and_resume(tmp_path):
