@@ -26,9 +26,10 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gtr.errors import GtRError
+from gtr.files import write_json
 from gtr.images import save_png
-from gtr.pipeline import (REPO_ROOT, check_writable, load_configured_model, load_image_tokenizer, render_batches,
-                          resolve_device, sampler_from_config)
+from gtr.pipeline import (REPO_ROOT, batches_of_rank, check_writable, load_configured_model, load_image_tokenizer,
+                          render_batches, resolve_device, sampler_from_config)
 from gtr.sampling.executor import autocast
 from gtr.sampling.schedule import check_plan
 
@@ -41,12 +42,6 @@ def image_ok(path: Path) -> bool:
         return True
     except (OSError, SyntaxError, ValueError):
         return False
-
-
-def batches_of_rank(num_images: int, batch_size: int, rank: int, world: int) -> list[list[int]]:
-    ids = list(range(num_images))
-    batches = [ids[i:i + batch_size] for i in range(0, num_images, batch_size)]
-    return batches[rank::world]
 
 
 class Distributed:
@@ -154,9 +149,7 @@ def claim_output(out: Path, settings: dict, rank: int) -> None:
             raise GtRError(f"{out} holds images made with other settings ({', '.join(changed)} differ): set "
                            f"output_dir=<another folder>, or delete {out} to start over")
     elif rank == 0:
-        tmp = out / ".run.json.tmp"
-        tmp.write_text(json.dumps(settings, indent=1) + "\n")
-        os.replace(tmp, path)
+        write_json(path, settings)
 
 
 def run_settings(cfg, **counts) -> dict:
@@ -231,8 +224,6 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
         if cfg.metrics.enabled:
             from gtr.eval.metrics import score_folder
             record["metrics"] = score_folder(images_dir, num_images, labels, cfg, device, images)
-        tmp = out / ".results.json.tmp"
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
-        os.replace(tmp, out / "results.json")
+        write_json(out / "results.json", record)
         log_to_wandb(cfg, record, images_dir)
     return record  # the other ranks leave after generation: none waits on rank 0's scoring

@@ -101,6 +101,14 @@ def check_writable(folder: Path) -> None:
                        f"folder") from None
 
 
+def batches_of_rank(num_images: int, batch_size: int, rank: int = 0, world: int = 1) -> list[list[int]]:
+    """Image ids 0..num_images-1 cut into fixed batches of ``batch_size``; rank k of ``world`` takes every world-th
+    batch from the k-th (one process: all of them)."""
+    ids = list(range(num_images))
+    batches = [ids[i:i + batch_size] for i in range(0, num_images, batch_size)]
+    return batches[rank::world]
+
+
 def render_batches(model, sampler: Schedule, tokenizer: LatentTokenizer, batches: Iterable[list[int]],
                    condition_of: Callable[[list[int]], Any], *, seed: int | None, precision: str,
                    rng: str = "per_image") -> Iterator[tuple[list[int], torch.Tensor]]:
@@ -148,11 +156,11 @@ def sample_to_folder(cfg) -> Path:
     if cfg.rng == "official":  # the official scripts seed the global generators once per process
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
-    batches = [list(range(i, min(i + cfg.batch_size, len(labels)))) for i in range(0, len(labels), cfg.batch_size)]
     images = []
     with tqdm(total=len(labels), unit="img", desc=f"{cfg.model.name} / {sampler.name}",
               disable=not cfg.progress) as bar:
-        for ids, batch in render_batches(model, sampler, tokenizer, batches, lambda ids: labels[ids],
+        for ids, batch in render_batches(model, sampler, tokenizer, batches_of_rank(len(labels), cfg.batch_size),
+                                         lambda ids: labels[ids],
                                          seed=None if cfg.rng == "official" else cfg.seed, rng=cfg.rng,
                                          precision=cfg.precision):
             for image_id, image in zip(ids, batch):

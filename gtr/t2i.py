@@ -12,8 +12,8 @@ from tqdm.auto import tqdm
 from gtr.errors import GtRError
 from gtr.images import labelled_grid, save_png
 from gtr.models import build_lightgen, load_lightgen
-from gtr.pipeline import (check_writable, load_image_tokenizer, render_batches, resolve_device, run_job,
-                          sampler_from_config)
+from gtr.pipeline import (batches_of_rank, check_writable, load_image_tokenizer, render_batches, resolve_device,
+                          run_job, sampler_from_config)
 from gtr.sampling.executor import autocast
 from gtr.sampling.schedule import check_plan
 from gtr.text import T5TextEncoder, cached_features
@@ -80,11 +80,10 @@ def sample_t2i(cfg) -> Path:
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     rows = torch.arange(len(prompts)).repeat_interleave(cfg.images_per_prompt)  # image k shows prompt rows[k]
-    batches = [list(range(i, min(i + cfg.batch_size, len(rows)))) for i in range(0, len(rows), cfg.batch_size)]
     images = []
     with tqdm(total=len(rows), unit="img", desc=f"{cfg.model.name} / {sampler.name}", disable=not cfg.progress) as bar:
-        for ids, batch in render_batches(model, sampler, tokenizer, batches, lambda ids: features[rows[ids]],
-                                         seed=cfg.seed, precision=cfg.precision):
+        for ids, batch in render_batches(model, sampler, tokenizer, batches_of_rank(len(rows), cfg.batch_size),
+                                         lambda ids: features[rows[ids]], seed=cfg.seed, precision=cfg.precision):
             for image_id, image in zip(ids, batch):
                 save_png(image, out / "images" / f"{image_id:05d}.png")
             images.append(batch)

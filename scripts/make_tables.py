@@ -50,6 +50,11 @@ FULL_EVAL = 50_000
 GENEVAL_IMAGES = 553 * 4
 
 
+def agrees(options: dict, expected: dict) -> bool:
+    """Whether a run's sampler options agree with a row's resolved ones wherever the row states them."""
+    return all(expected.get(k, v) == v for k, v in options.items())
+
+
 def load_json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -94,8 +99,7 @@ class Measured:
         f = self.flops_row(model, config, overrides)
         expected = f["sampler_config"] if f else overrides
         records = [r for r in self.runs.get((model, config), [])
-                   if all(expected.get(k, v) == v for k, v in r["sampler"].items())
-                   and all(r["sampler"].get(k) == v for k, v in overrides.items())]
+                   if agrees(r["sampler"], expected) and all(r["sampler"].get(k) == v for k, v in overrides.items())]
         if not records:
             return None
         fids = [r["metrics"].get("fid") for r in records if r["metrics"].get("fid") is not None]
@@ -212,7 +216,7 @@ def geneval_runs(m: Measured, configs: tuple[str, ...], expected: dict) -> list[
     overrides are other rows), one evaluator (the official detector's weights when any run has them: scores of the
     two detectors are never averaged)."""
     runs = [r for r in m.all_records if r.get("model") == "lightgen" and r.get("sampler_config") in configs
-            and r.get("geneval") and all(expected.get(k, v) == v for k, v in r["sampler"].items())]
+            and r.get("geneval") and agrees(r["sampler"], expected)]
     evaluators = sorted({r.get("evaluator") for r in runs})
     chosen = "GenEval" if "GenEval" in evaluators else (evaluators[0] if evaluators else None)
     return [r for r in runs if r.get("evaluator") == chosen]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from gtr.eval.fashion import FashionExtractor, reference_statistics, score
 from gtr.eval.flops import FlopsCounter
 from gtr.eval.latency import device_name
 from gtr.eval.fid import extract
+from gtr.files import write_json
 from gtr.pipeline import compose_config, load_configured_model, load_image_tokenizer, sampler_from_config
 from gtr.sampling.completion import CompletionSampler, checkerboard_mask, block_mask
 from gtr.tokenizers import to_uint8
@@ -86,12 +86,6 @@ def generate(model, tokenizer, sampler, count: int, seed: int, batch_size: int) 
         seconds += time.perf_counter() - t0
         images.append(to_uint8(tokenizer.decode(latents)).cpu())
     return torch.cat(images), labels, seconds
-
-
-def write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def figure3(model, tokenizer, extractor, count: int, seeds: int, out: Path) -> dict:

@@ -195,7 +195,7 @@ class FlopsCounter:
         length = self.buffer + m.seq_len
         x = self._meta(1, length, self.width)
         kv = self._kv(length, c.decoder_depth)
-        forced = torch.zeros(1, 1, dtype=torch.long, device="meta")  # which positions are forced costs nothing
+        forced = self._meta(1, 1, dtype=torch.long)  # which positions are forced costs nothing
         return count_flops(lambda: cached_decoder(m, x, kv, list(kv), forced, keep, prune_layer))
 
     @functools.lru_cache(maxsize=None)
@@ -237,7 +237,7 @@ class FlopsCounter:
         z = self._meta(rows, self.width)
         cache = HeadCache()
         if not full:
-            cache.mlp = {j: torch.empty(rows, c.diffloss_w, device="meta") for j in range(c.diffloss_d)}
+            cache.mlp = {j: self._meta(rows, c.diffloss_w) for j in range(c.diffloss_d)}
             cache.delta = dict(cache.mlp)
         return count_flops(lambda: cached_head(net, x, t, net.cond_embed(z), cache, full, recompute, delta_blocks,
                                                rows))

@@ -91,7 +91,7 @@ class Detector:
                                                                                                  np.ndarray]]:
         """mmdet's ``MaskFormerFusionHead.instance_postprocess`` and ``bbox2result``: ``class_logits`` [Q, C+1],
         ``mask_logits`` [Q, H, W] at the original image size."""
-        num_queries, num_classes = class_logits.shape[0], class_logits.shape[1] - 1
+        num_classes = class_logits.shape[1] - 1
         scores = class_logits.softmax(-1)[:, :-1].flatten()
         k = min(self.max_per_image, scores.numel())
         top_scores, top = scores.topk(k, sorted=False)

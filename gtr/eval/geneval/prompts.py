@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from gtr.errors import GtRError
+from gtr.files import write_json
 from gtr.eval.geneval.rules import COLORS, OBJECT_NAMES
 from gtr.weights import WeightFile, resolve
 
@@ -88,6 +89,4 @@ def write_metadata(out: str | os.PathLike, index: int, record: dict) -> None:
     """``<out>/<index>/metadata.jsonl``: the prompt's record as one JSON object, written atomically."""
     folder = prompt_folder(out, index)
     (folder / "samples").mkdir(parents=True, exist_ok=True)
-    tmp = folder / ".metadata.jsonl.tmp"
-    tmp.write_text(json.dumps(record) + "\n")
-    os.replace(tmp, folder / "metadata.jsonl")
+    write_json(folder / "metadata.jsonl", record, indent=None)

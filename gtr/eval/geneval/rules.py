@@ -28,7 +28,6 @@ OBJECT_NAMES = (
     "tv", "laptop", "computer mouse", "tv remote", "computer keyboard", "cell phone", "microwave", "oven", "toaster",
     "sink", "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
 )
-TASKS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
 
 
 class Detection(NamedTuple):

@@ -18,6 +18,7 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from gtr.errors import GtRError
+from gtr.files import write_text
 from gtr.eval.geneval.colors import ColorClassifier
 from gtr.eval.geneval.detector import Detector
 from gtr.eval.geneval.rules import OBJECT_NAMES, Thresholds, evaluate, select_objects
@@ -78,9 +79,7 @@ def score_folder(folder: str | os.PathLike, detector: Detector, colors: ColorCla
             sink.flush()
             bar.update(len(images))
     results = [done[str(path)] for _, images in todo for path in images]
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text("".join(json.dumps(row) + "\n" for row in results))
-    os.replace(tmp, out)
+    write_jsonl(out, results)
     partial.unlink()
     return results
 
@@ -104,7 +103,9 @@ def _resume_rows(path: Path) -> dict[str, dict]:
             except json.JSONDecodeError:
                 continue
             rows[row["filename"]] = row
-        tmp = path.with_name(f"{path.name}.tmp")
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in rows.values()))
-        os.replace(tmp, path)
+        write_jsonl(path, rows.values())
     return rows
+
+
+def write_jsonl(path: Path, rows) -> None:
+    write_text(path, "".join(json.dumps(row) + "\n" for row in rows))
