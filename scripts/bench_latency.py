@@ -16,8 +16,6 @@ is the reference of the speedup columns.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from omegaconf import OmegaConf
 import gtr
 from gtr.eval.flops import FlopsCounter
 from gtr.eval.latency import device_name, summary, time_interleaved
+from gtr.files import write_json
 from gtr.models.lightgen import LIGHTGEN_PRESETS, build_lightgen
 from gtr.models.mar import PRESETS
 from gtr.pipeline import compose_config, sampler_from_config
@@ -117,9 +116,7 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
                      f"{r['s_per_image']:.4f} | {r['tflops_per_image']:.2f} | {r['speedup_measured']:.2f}x | "
                      f"{r['speedup_flops']:.2f}x | {r['measured_over_flops']:.2f} |"
                      + (f" {r['peak_memory_gib']:.1f} |" if memory else ""))
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out.with_suffix(".json"))
+    write_json(out.with_suffix(".json"), result, indent=2)
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
 
