@@ -72,6 +72,10 @@ WEIGHTS: dict[str, WeightFile] = {
                              bundled="mar_fmnist.safetensors"),
     "fmnist_vae": WeightFile("Fashion-MNIST tokenizer", "fmnist/fmnist_vae.safetensors", None, 0,
                              "model.tokenizer.checkpoint", bundled="fmnist_vae.safetensors"),
+    "mar_fmnist16": WeightFile("Fashion-MNIST 16x16-token MAR", "fmnist/mar_fmnist16.safetensors", None, 0,
+                               "model.checkpoint", bundled="mar_fmnist16.safetensors"),
+    "fmnist16_vae": WeightFile("Fashion-MNIST 16x16-token tokenizer", "fmnist/fmnist16_vae.safetensors", None, 0,
+                               "model.tokenizer.checkpoint", bundled="fmnist16_vae.safetensors"),
     "fmnist_classifier": WeightFile("Fashion-MNIST classifier", "fmnist/fmnist_classifier.safetensors", None, 0,
                                     "metrics.classifier", bundled="fmnist_classifier.safetensors"),
 }

@@ -12,6 +12,7 @@ Writes results/flops.json (a list of rows) and results/flops.md; results/flops_l
 """
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -95,6 +96,7 @@ def sampler_config(preset: str, name: str, overrides: dict) -> dict:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     rows = []
     for preset in MODELS:
         counter = FlopsCounter(PRESETS[preset])

@@ -8,6 +8,7 @@ Writes results/geneval_resize_parity.{json,md}: differing values per case (also 
 """
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 from pathlib import Path
@@ -22,6 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     import cv2
     rng = np.random.default_rng(0)
     rows = []

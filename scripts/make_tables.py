@@ -7,7 +7,7 @@ Sources: FLOPs from results/flops.json (``scripts/bench_flops.py``: counted on t
 results/latency_*.json (``scripts/bench_latency.py``: the device is named in the file), FID/IS from the
 results.json of ``scripts/generate.py`` runs (50k images on ImageNet; smaller runs are flagged), GenEval scores
 from run records with a ``geneval`` field (the text-to-image pipeline writes them), paper values from
-results/paper_values.json. A cell reads "ours / paper"; "—" where nothing was measured.
+gtr/eval/paper_values.json. A cell reads "ours / paper"; "—" where nothing was measured.
 """
 from __future__ import annotations
 
@@ -17,35 +17,12 @@ import json
 import statistics
 from pathlib import Path
 
+from gtr.eval.paper import TABLE1, TABLE3, TABLE4, TABLE5, paper_values
+
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "results"
 MODEL_NAMES = {"mar_b": "MAR-B", "mar_l": "MAR-L", "mar_h": "MAR-H"}
 
-# Paper row (block, method) -> the sampler config (and overrides) that reproduces it (bench_flops uses the same).
-TABLE1 = [
-    ("64", "MAR (64)", "mar", {}),
-    ("16", "+Step=16", "mar_16", {}),
-    ("16", "+Halton", "halton", {}),
-    ("16", "+DiSA", "disa", {}),
-    ("16", "+LazyMAR", "lazymar", {}),
-    ("16", "+GtR (Ours)", "gtr_16", {}),
-    ("8", "+Step=8", "mar_8", {}),
-    ("8", "+Halton", "halton_8", {}),
-    ("8", "+DiSA", "disa_16", {}),
-    ("8", "+LazyMAR", "lazymar_8", {}),
-    ("8", "+GtR (Ours)", "gtr_8", {}),
-]
-TABLE3 = [  # (GtR*, GtR†, FTS) -> config
-    ((True, False, False), "gtr_star", {"constant_steps": 50}),
-    ((False, True, False), "gtr_dagger", {}),
-    ((True, True, False), "gtr_16", {"fts": False}),
-    ((True, True, True), "gtr_16", {}),
-]
-TABLE4 = {"Origin": ("mar", {}), "+Random": ("gtr_16", {"fts_selection": "random"}),
-          "+Low-Freq.": ("gtr_16", {"fts_selection": "low"}), "+Full-Enhanced": ("gtr_16", {"fts_selection": "all"}),
-          "+High-Freq. (Ours)": ("gtr_16", {})}
-TABLE5 = {"Raster": ("gtr_order_raster", {}), "Subsample": ("gtr_order_subsample", {}),
-          "Random": ("gtr_order_random", {}), "GtR (Ours)": ("gtr_16", {})}
 FULL_EVAL = 50_000
 GENEVAL_IMAGES = 553 * 4
 
@@ -303,7 +280,7 @@ def main(argv=None) -> None:
                                                       str(RESULTS / "runs" / "*.json")])
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    paper = json.loads((RESULTS / "paper_values.json").read_text())
+    paper = paper_values()
     measured = Measured(args.runs)
     args.out.mkdir(parents=True, exist_ok=True)
     lines1, points = table1(measured, paper)

@@ -114,3 +114,15 @@ def test_output_folders_are_named_by_sampler_config(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, env=run_env(), timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert (tmp_path / "samples" / "mar_fmnist_mar_16_seed0" / "grid.png").is_file()
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "scripts").glob("*.py")))
+def test_help_of_every_script_prints_usage_and_writes_nothing(script, tmp_path):
+    before = {p: p.stat().st_mtime_ns for p in (REPO / "results").rglob("*") if p.is_file()}
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--help"], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "usage" in proc.stdout.lower() or "== config ==" in proc.stdout.lower() or "powered by hydra" in \
+        proc.stdout.lower(), proc.stdout[:500]
+    after = {p: p.stat().st_mtime_ns for p in (REPO / "results").rglob("*") if p.is_file()}
+    assert after == before and not list(tmp_path.iterdir())

@@ -96,3 +96,43 @@ def test_train_script_jobs_export_loadable_weights(tmp_path):
     from gtr.models import load_mar
     model = load_mar("mar_fmnist", tmp_path / "mar" / "mar_fmnist.safetensors")
     assert model.seq_h == 7 and model.config.vae_embed_dim == 4
+
+
+def test_testbed16_jobs_train_on_32px_images_and_export_loadable_weights(tmp_path):
+    """The 16x16-token testbed's jobs: the tokenizer trains on 32x32 resizes (stride 2 -> 16x16 latents) and records
+    its image size; MAR trains on its latents and loads as mar_fmnist16."""
+    common = [f"data.root={SUBSET}", "progress=false", "train.steps=2", "train.batch_size=16", "train.log_every=1"]
+    cfg = compose_config("train=tokenizer16", f"out_dir={tmp_path / 'tok'}", *common, name="train")
+    vae_path = JOBS["tokenizer"](cfg)
+    from safetensors import safe_open
+    with safe_open(str(vae_path), "pt") as f:
+        meta = f.metadata()
+    assert meta["image_size"] == "32" and meta["architecture"] == "fmnist16_vae"
+    tok = load_tokenizer("fmnist16_vae", vae_path)
+    assert tok.encode(torch.zeros(2, 1, 32, 32)).shape == (2, 4, 16, 16)
+    cfg = compose_config("train=mar16", f"out_dir={tmp_path / 'mar'}", f"train.tokenizer.checkpoint={vae_path}",
+                         *common, name="train")
+    path = JOBS["mar"](cfg)
+    from gtr.models import load_mar
+    model = load_mar("mar_fmnist16", path)
+    assert model.seq_h == 16 and model.seq_len == 256
+
+
+def test_resize_fills_the_frame():
+    """28 -> 32 is a bilinear resize (no constant border), 32 -> 28 antialiased; uint8 stays uint8."""
+    from gtr.data import resize
+    images = FashionMNIST("test", SUBSET).tensors()[0][:4]
+    big = resize(images, 32)
+    assert big.shape == (4, 1, 32, 32) and -1 <= big.min() and big.max() <= 1
+
+    def extent(x):  # rows and columns that hold the garment
+        on = x[0, 0] > -0.5
+        rows, cols = on.any(1).nonzero(), on.any(0).nonzero()
+        return (rows.max() - rows.min() + 1).item(), (cols.max() - cols.min() + 1).item()
+
+    for small, large in zip(images, big):  # the garment is scaled with the frame, not surrounded by a border
+        (h, w), (bh, bw) = extent(small[None]), extent(large[None])
+        assert abs(bh - h * 32 / 28) <= 1.5 and abs(bw - w * 32 / 28) <= 1.5
+    raw = FashionMNIST("test", SUBSET, normalize=False).images[:4, None]
+    assert resize(raw, 32).dtype == torch.uint8
+    assert (resize(big, 28) - images).abs().mean() < 0.1  # the round trip only blurs

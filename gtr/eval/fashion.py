@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gtr.data import FashionMNIST
+from gtr.data import FashionMNIST, resize
+from gtr.errors import GtRError
 from gtr.eval.fid import extract, frechet_distance, inception_score, statistics
 from gtr.models.classifier import FashionClassifier
 from gtr.weights import DEFAULT_ROOT, WEIGHTS, load_into, read_checkpoint, resolve
@@ -24,7 +25,9 @@ def load_classifier(checkpoint: str | os.PathLike | None = None, root: str | os.
 
 
 class FashionExtractor:
-    """uint8 RGB (or grey) images [B, 28, 28, 3] -> (128-d features, 10 logits) of the shipped classifier."""
+    """uint8 RGB (or grey) images [B, H, W, 3] -> (128-d features, 10 logits) of the shipped classifier. Images of
+    another size than the classifier's 28x28 (the 16x16-token testbed draws 32x32) are resized to it first
+    (antialiased bilinear), the same way for samples and reference images."""
 
     name = "fmnist-classifier"
 
@@ -38,6 +41,8 @@ class FashionExtractor:
         if x.ndim == 4:
             x = x.float().mean(dim=-1)  # RGB -> grey (the generated images are grey repeated to 3 channels)
         x = (x.float() / 127.5 - 1).unsqueeze(1)
+        if x.shape[-1] != 28:
+            x = resize(x, 28)
         return self.net.features_and_logits(x)
 
 
@@ -53,15 +58,32 @@ class DomainScores:
                 "count": self.count}
 
 
-_REFERENCE: dict[tuple[int, str], dict[str, np.ndarray]] = {}
+_REFERENCE: dict[tuple[int, str, int], dict[str, np.ndarray]] = {}
 
 
-def reference_statistics(extractor: FashionExtractor, split: str = "test", root=None) -> dict[str, np.ndarray]:
-    """FID statistics of a Fashion-MNIST split under ``extractor`` (computed once per process)."""
-    key = (id(extractor.net), split)
+def parse_reference(reference: str) -> tuple[str, int] | None:
+    """``fashion_mnist:<split>`` (28x28 originals) or ``fashion_mnist32:<split>`` (the split as the 16x16-token
+    testbed is trained on it: resized to 32x32) -> (split, size); None for any other reference."""
+    head, _, split = str(reference).partition(":")
+    if not split or not head.startswith("fashion_mnist"):
+        return None
+    size = head[len("fashion_mnist"):]
+    if size and not size.isdigit():
+        raise GtRError(f"unknown Fashion-MNIST reference {reference!r}: use fashion_mnist:test or "
+                       "fashion_mnist32:test")
+    return split, int(size or 28)
+
+
+def reference_statistics(extractor: FashionExtractor, split: str = "test", root=None, size: int = 28
+                         ) -> dict[str, np.ndarray]:
+    """FID statistics of a Fashion-MNIST split under ``extractor`` (computed once per process), at the image
+    size the generator draws (``size`` 32: the split resized as the 16x16-token testbed's training data, stored as
+    uint8 like generated PNGs)."""
+    key = (id(extractor.net), split, size)
     if key not in _REFERENCE:
         data = FashionMNIST(split, root, normalize=False)
-        images = data.images[..., None].expand(-1, -1, -1, 3)
+        images = resize(data.images[:, None], size)[:, 0]
+        images = images[..., None].expand(-1, -1, -1, 3)
         features, _ = extract(extractor, images.split(1000))
         _REFERENCE[key] = statistics(features)
     return _REFERENCE[key]
@@ -69,7 +91,7 @@ def reference_statistics(extractor: FashionExtractor, split: str = "test", root=
 
 def score(images: torch.Tensor, labels: torch.Tensor, extractor: FashionExtractor,
           reference: dict[str, np.ndarray], splits: int = 10) -> DomainScores:
-    """FID analogue against ``reference``, IS analogue and class accuracy of uint8 images [N, 28, 28, 3]."""
+    """FID analogue against ``reference``, IS analogue and class accuracy of uint8 images [N, H, W, 3]."""
     features, logits = extract(extractor, images.split(1000))
     accuracy = (logits.argmax(1) == torch.as_tensor(labels)).double().mean().item()
     return DomainScores(frechet_distance(statistics(features), reference), inception_score(logits, splits)[0],

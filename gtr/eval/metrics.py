@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from gtr.errors import GtRError
+from gtr.eval.fashion import parse_reference
 from gtr.eval.fid import extract, frechet_distance, inception_score, load_statistics, statistics
 
 
@@ -46,9 +47,10 @@ def make_extractor(name: str, cfg, device: torch.device):
 
 def reference_stats(reference: str, extractor, cfg) -> dict[str, np.ndarray]:
     check_reference(reference)
-    if str(reference).startswith("fashion_mnist:"):
+    fashion = parse_reference(reference)
+    if fashion:
         from gtr.eval.fashion import reference_statistics
-        return reference_statistics(extractor, str(reference).split(":", 1)[1], cfg.metrics.get("data_root"))
+        return reference_statistics(extractor, fashion[0], cfg.metrics.get("data_root"), size=fashion[1])
     path = Path(reference)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
@@ -63,7 +65,7 @@ def preflight(cfg) -> None:
     reference = cfg.metrics.reference
     check_reference(reference)
     check_extractor(cfg.metrics.extractor)
-    if not str(reference).startswith("fashion_mnist:") and not Path(reference).is_dir():
+    if not parse_reference(reference) and not Path(reference).is_dir():
         load_statistics(reference)
     if cfg.metrics.extractor == "inception":
         from gtr.eval.inception import INCEPTION

@@ -62,6 +62,21 @@ FMNIST_VAE_CONFIG = dict(
     mid_block_add_attention=False,
 )
 
+# The 16x16-token testbed's tokenizer: Fashion-MNIST resized to 32x32 (bilinear, so the garment fills the frame as
+# in the 28x28 original) -> 4 x 16 x 16 (stride 2): the token grid of ImageNet MAR, on which GtR's stages are defined.
+FMNIST16_VAE_CONFIG = dict(
+    in_channels=1,
+    out_channels=1,
+    down_block_types=("DownEncoderBlock2D",) * 2,
+    up_block_types=("UpDecoderBlock2D",) * 2,
+    block_out_channels=(32, 64),
+    layers_per_block=1,
+    latent_channels=4,
+    norm_num_groups=8,
+    sample_size=32,
+    mid_block_add_attention=False,
+)
+
 
 def ldm_to_diffusers(state_dict: dict[str, torch.Tensor], num_levels: int = 5) -> dict[str, torch.Tensor]:
     """Rename an LDM-layout autoencoder state dict (``encoder.down.0.block.0...``) to diffusers' layout.

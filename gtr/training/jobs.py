@@ -13,7 +13,7 @@ from diffusers import AutoencoderKL
 from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
-from gtr.data import FashionMNIST
+from gtr.data import FashionMNIST, resize
 from gtr.errors import GtRError
 from gtr.models.classifier import FashionClassifier
 from gtr.models.mar import MAR, mar_config
@@ -37,6 +37,8 @@ def _data(cfg) -> tuple[torch.Tensor, torch.Tensor]:
     images, labels = FashionMNIST("train", cfg.data.root, cfg.data.download).tensors()
     if cfg.train.get("limit"):
         images, labels = images[: cfg.train.limit], labels[: cfg.train.limit]
+    if cfg.train.get("image_size"):  # the 16x16-token testbed trains on 32x32 resizes
+        images = resize(images, cfg.train.image_size)
     return images, labels
 
 
@@ -77,7 +79,7 @@ def train_tokenizer(cfg, wandb_run=None) -> Path:
     shift, scale = lat.mean().item(), 1.0 / lat.std().item()
     return export(trainer.final_weights(), cfg.export or Path(cfg.out_dir) / f"{cfg.train.name}.safetensors",
                   _metadata(cfg, trainer, scale=f"{scale:.6f}", shift=f"{shift:.6f}",
-                            architecture=cfg.train.architecture))
+                            architecture=cfg.train.architecture, image_size=images.shape[-1]))
 
 
 @torch.no_grad()

@@ -1,0 +1,653 @@
+"""The paper's claims measured on the project's own Fashion-MNIST models, where anyone can re-run them.
+
+Two testbeds (:data:`TESTBEDS`): ``fmnist`` (``mar_fmnist``, 7x7 tokens: the embedded default, on which the paper's
+premise does not hold) and ``fmnist16`` (``mar_fmnist16``, a 16x16 token grid as ImageNet MAR's, on which the paper's
+sampler configs run unchanged). For every row of a testbed: per-image FLOPs (counted), sampling time, and quality
+from the shipped classifier (FID analogue, IS analogue, class accuracy), mean and std over seeds; plus the Figure-3
+experiment. Results are saved after every row (a re-run skips finished rows) and the report (Markdown, a
+speed-quality plot, the Figure-3 strips) is rewritten from them. ``scripts/toy_study.py`` is the entry point.
+
+Verdicts (:func:`verdict`) compare the FID analogue of two rows: a difference counts only when it exceeds the sum
+of the two seed standard deviations. A claim *holds* when every comparison it rests on goes the paper's way beyond
+that spread, *matches* when none goes against it but some are equal within error, and *does not hold* otherwise.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from gtr.errors import GtRError
+from gtr.eval.paper import TABLE1, TABLE3, TABLE4, TABLE5, paper_values
+from gtr.files import write_json, write_text
+
+# ----------------------------------------------------------------------------------------------------------------
+# What a study is made of
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    group: str   # baseline | gtr | ablation | baselines | order (plot markers)
+    label: str
+    config: str  # a sampler config of configs/sampler, run as it is ...
+    overrides: Mapping = field(default_factory=dict)  # ... except for these options
+
+
+@dataclass(frozen=True)
+class Claim:
+    """``a`` is expected to be ``direction`` than ``b`` for every pair: "better" (lower FID analogue), "worse", or
+    "not worse" (the paper claims equal quality)."""
+    text: str
+    pairs: tuple[tuple[str, str], ...]
+    direction: str
+
+
+@dataclass(frozen=True)
+class Testbed:
+    name: str
+    model: str            # model config
+    title: str
+    stem: str             # results/<stem>.{json,md}, <stem>_speed_quality.png, <stem>_figure3.png
+    reference_row: str    # speed-ups are relative to it; Figure 3 completes its samples
+    rows: tuple[Row, ...]
+    quick_rows: tuple[str, ...]
+    claims: tuple[Claim, ...]
+    figure3_completion_steps: int
+    paper_tables: bool = False  # report the rows in the layout of the paper's Tables 1, 3, 4, 5
+
+
+# The 7x7 study: GtR operating points re-tuned for 49 tokens (stages 12/12/25).
+FMNIST_ROWS = (
+    Row("mar_16", "baseline", "MAR, 16 AR steps (reference)", "mar", {"num_iter": 16}),
+    Row("gtr_6", "gtr", "GtR rates 2.67/10.67/64 -> (4, 1, 1) = 6 steps", "gtr"),
+    Row("gtr_10", "gtr", "GtR (6, 2, 2) = 10 steps", "gtr", {"steps": [6, 2, 2]}),
+    Row("mar_8", "baseline", "MAR, 8 AR steps", "mar", {"num_iter": 8}),
+    Row("gtr_dagger", "ablation", "GtR† only (stage-aware steps, random order)", "gtr",
+        {"steps": [6, 2, 2], "token_order": "random", "fts": False}),
+    Row("gtr_star", "ablation", "GtR* only (constant 100 diffusion steps, GtR order)", "gtr",
+        {"steps": [6, 2, 2], "diffusion": "constant", "constant_steps": 100, "fts": False}),
+    Row("gtr_no_fts", "ablation", "GtR without FTS", "gtr", {"steps": [6, 2, 2], "fts": False}),
+    Row("gtr_13", "gtr", "GtR (8, 3, 2) = 13 steps", "gtr", {"steps": [8, 3, 2]}),
+    Row("mar_32", "baseline", "MAR, 32 AR steps", "mar", {"num_iter": 32}),
+    Row("mar_4", "baseline", "MAR, 4 AR steps", "mar", {"num_iter": 4}),
+    Row("disa_16", "baselines", "DiSA 50->5, 16 AR steps", "disa", {"num_iter": 16}),
+    Row("halton_16", "baselines", "Halton, 16 AR steps", "halton", {"num_iter": 16}),
+    Row("disa_8", "baselines", "DiSA 50->5, 8 AR steps", "disa", {"num_iter": 8}),
+    Row("halton_8", "baselines", "Halton, 8 AR steps", "halton", {"num_iter": 8}),
+    Row("lazymar_16", "baselines", "LazyMAR, 16 AR steps (released defaults; 3 decoder layers: no pruning)",
+        "lazymar", {"num_iter": 16}),
+    Row("gtr_fts_random", "ablation", "FTS: random tokens", "gtr", {"steps": [6, 2, 2], "fts_selection": "random"}),
+    Row("gtr_fts_low", "ablation", "FTS: low-frequency tokens", "gtr", {"steps": [6, 2, 2], "fts_selection": "low"}),
+    Row("gtr_fts_all", "ablation", "FTS: all tokens (Full-Enhanced)", "gtr",
+        {"steps": [6, 2, 2], "fts_selection": "all"}),
+    Row("order_raster", "order", "Table 5: raster order", "gtr", {"steps": [6, 2, 2], "token_order": "raster"}),
+    Row("order_subsample", "order", "Table 5: subsample order", "gtr", {"steps": [6, 2, 2], "token_order": "subsample"}),
+)
+FMNIST_CLAIMS = (
+    Claim("Premise: parallel decoding costs quality (the baseline at 8 and 4 AR steps is worse than at 16)",
+          (("mar_8", "mar_16"), ("mar_4", "mar_16")), "worse"),
+    Claim("GtR keeps the 16-step baseline's quality at a fraction of its FLOPs", (("gtr_10", "mar_16"),), "not worse"),
+    Claim("GtR beats step reduction at a similar or higher speed-up", (("gtr_6", "mar_4"), ("gtr_10", "mar_8")),
+          "better"),
+    Claim("GtR beats the schedule baselines (DiSA, Halton) at similar FLOPs",
+          (("gtr_10", "disa_16"), ("gtr_6", "disa_8")), "better"),
+    Claim("The GtR order matters (GtR† with a random order is worse)", (("gtr_no_fts", "gtr_dagger"),), "better"),
+    Claim("FTS helps (high-frequency selection beats none / random / low)",
+          (("gtr_10", "gtr_no_fts"), ("gtr_10", "gtr_fts_random"), ("gtr_10", "gtr_fts_low")), "better"),
+    Claim("Table 5: the GtR order beats raster and subsample orders",
+          (("gtr_10", "order_raster"), ("gtr_10", "order_subsample")), "better"),
+)
+
+
+def _paper_rows() -> tuple[Row, ...]:
+    """The 16x16 testbed's rows: the premise baselines, then every Table 1, 3, 4, 5 row that applies to one model,
+    each the paper's own sampler config (the same grid as ImageNet MAR, so nothing is re-tuned)."""
+    rows = [  # the premise first: the study is only valid if it holds
+        Row("mar_8", "baseline", "MAR, 8 AR steps (Step=8)", "mar_8"),
+        Row("mar", "baseline", "MAR, 64 AR steps (reference)", "mar"),
+        Row("mar_16", "baseline", "MAR, 16 AR steps (Step=16)", "mar_16"),
+        Row("mar_32", "baseline", "MAR, 32 AR steps", "mar", {"num_iter": 32}),
+        Row("gtr_16", "gtr", "GtR (15, 2, 2) = 19 AR steps (16-step block)", "gtr_16"),
+        Row("gtr_8", "gtr", "GtR (7, 1, 1) = 9 AR steps (8-step block)", "gtr_8"),
+        Row("halton", "baselines", "Halton, 16 AR steps", "halton"),
+        Row("disa", "baselines", "DiSA 50->5, 24 AR steps (\"Step=16\" block)", "disa"),
+        Row("lazymar", "baselines", "LazyMAR, 41 AR steps (\"Step=16\" block)", "lazymar"),
+        Row("halton_8", "baselines", "Halton, 8 AR steps", "halton_8"),
+        Row("disa_16", "baselines", "DiSA 50->5, 16 AR steps (\"Step=8\" block)", "disa_16"),
+        Row("disa_8", "baselines", "DiSA 50->5, 8 AR steps", "disa_8"),
+        Row("lazymar_8", "baselines", "LazyMAR, 15 AR steps (\"Step=8\" block)", "lazymar_8"),
+        Row("gtr", "gtr", "GtR as literally stated (rates 2.67/10.67/64: 32 AR steps)", "gtr"),
+        Row("gtr_star", "ablation", "GtR* only (constant 50 diffusion steps, GtR order)", "gtr_star",
+            {"constant_steps": 50}),
+        Row("gtr_dagger", "ablation", "GtR† only (stage-aware steps, random order)", "gtr_dagger"),
+        Row("gtr_16_no_fts", "ablation", "GtR* + GtR†, no FTS", "gtr_16", {"fts": False}),
+        Row("gtr_fts_random", "ablation", "FTS: random tokens", "gtr_fts_random"),
+        Row("gtr_fts_low", "ablation", "FTS: low-frequency tokens", "gtr_fts_low"),
+        Row("gtr_fts_all", "ablation", "FTS: all tokens (Full-Enhanced)", "gtr_fts_all"),
+        Row("gtr_order_raster", "order", "Table 5: raster order", "gtr_order_raster"),
+        Row("gtr_order_subsample", "order", "Table 5: subsample order", "gtr_order_subsample"),
+        Row("gtr_order_random", "order", "Table 5: random order", "gtr_order_random"),
+    ]
+    return tuple(rows)
+
+
+FMNIST16_CLAIMS = (
+    Claim("Premise: parallel decoding costs quality (8 AR steps worse than 64)", (("mar_8", "mar"),), "worse"),
+    Claim("Premise: 16 AR steps are worse than 64", (("mar_16", "mar"),), "worse"),
+    Claim("GtR-16 keeps the 64-step baseline's quality", (("gtr_16", "mar"),), "not worse"),
+    Claim("GtR-8 keeps the 64-step baseline's quality", (("gtr_8", "mar"),), "not worse"),
+    Claim("GtR beats step reduction at a higher speed-up (GtR-16 vs Step=16, GtR-8 vs Step=8)",
+          (("gtr_16", "mar_16"), ("gtr_8", "mar_8")), "better"),
+    Claim("GtR-16 beats the schedule baselines of its block (Halton, DiSA, LazyMAR)",
+          (("gtr_16", "halton"), ("gtr_16", "disa"), ("gtr_16", "lazymar")), "better"),
+    Claim("GtR-8 beats the schedule baselines of its block (Halton, DiSA, LazyMAR)",
+          (("gtr_8", "halton_8"), ("gtr_8", "disa_16"), ("gtr_8", "lazymar_8")), "better"),
+    Claim("Table 3: GtR* alone (GtR's order and stages, constant diffusion steps) keeps the 64-step quality",
+          (("gtr_star", "mar"),), "not worse"),
+    Claim("Table 3: GtR† alone (stage-aware diffusion steps, random order) keeps the 64-step quality",
+          (("gtr_dagger", "mar"),), "not worse"),
+    Claim("Table 3: GtR* + GtR† without FTS keeps the 64-step quality", (("gtr_16_no_fts", "mar"),), "not worse"),
+    Claim("Table 4: FTS helps (high-frequency selection beats none / random / low)",
+          (("gtr_16", "gtr_16_no_fts"), ("gtr_16", "gtr_fts_random"), ("gtr_16", "gtr_fts_low")), "better"),
+    Claim("Table 4: high-frequency FTS keeps the quality of enhancing every token", (("gtr_16", "gtr_fts_all"),),
+          "not worse"),
+    Claim("Table 5: the GtR order beats raster, subsample and random orders",
+          (("gtr_16", "gtr_order_raster"), ("gtr_16", "gtr_order_subsample"), ("gtr_16", "gtr_order_random")),
+          "better"),
+)
+
+TESTBEDS = {
+    "fmnist": Testbed("fmnist", "mar_fmnist", "Toy study: the paper's claims on the Fashion-MNIST MAR (7x7 tokens)",
+                      "toy_study", "mar_16", FMNIST_ROWS, ("mar_16", "gtr_10", "gtr_dagger", "halton_8"),
+                      FMNIST_CLAIMS, figure3_completion_steps=8),
+    "fmnist16": Testbed("fmnist16", "mar_fmnist16",
+                        "Does GtR hold? The paper's claims on the 16x16-token Fashion-MNIST MAR", "toy_study_16x16",
+                        "mar", _paper_rows(), ("mar", "mar_8", "gtr_16", "gtr_dagger"), FMNIST16_CLAIMS,
+                        figure3_completion_steps=32, paper_tables=True),
+}
+
+
+def testbed(name: str) -> Testbed:
+    if name not in TESTBEDS:
+        raise GtRError(f"unknown testbed {name!r}: choose one of {', '.join(TESTBEDS)}")
+    return TESTBEDS[name]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Statistics and verdicts
+
+
+def stat(per_seed: Sequence[Mapping], key: str) -> tuple[float, float]:
+    """Mean and (sample) std over seeds; std 0 for a single seed."""
+    values = np.array([r[key] for r in per_seed], dtype=np.float64)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
+def compare(rows: Mapping, a: str, b: str, metric: str = "fid_fmnist", lower_is_better: bool = True) -> str | None:
+    """'better', 'worse' or 'equal within error' for row a against row b (a difference beyond the sum of the two
+    seed stds); None when either is not measured."""
+    if a not in rows or b not in rows:
+        return None
+    (ma, sa), (mb, sb) = stat(rows[a]["per_seed"], metric), stat(rows[b]["per_seed"], metric)
+    if abs(ma - mb) <= sa + sb:
+        return "equal within error"
+    return "better" if (ma < mb) == lower_is_better else "worse"
+
+
+def verdict(outcomes: Sequence[str], direction: str) -> str:
+    """'holds', 'matches' or 'does not hold' for the FID comparisons of a claim's pairs (see the module doc)."""
+    if direction not in ("better", "worse", "not worse"):
+        raise ValueError(f"unknown claim direction {direction!r}")
+    expected = "worse" if direction == "worse" else "better"
+    against = "better" if direction == "worse" else "worse"
+    if any(o == against for o in outcomes):
+        return "does not hold"
+    if all(o == expected for o in outcomes):
+        return "holds"
+    return "matches"
+
+
+def claim_lines(claims: Sequence[Claim], rows: Mapping, extra: Sequence[str] = ()) -> list[str]:
+    """One line per claim with its verdict (then ``extra`` lines, then the rule the verdicts follow)."""
+    out = []
+    for claim in claims:
+        found = [(a, b, compare(rows, a, b), compare(rows, a, b, "accuracy", False)) for a, b in claim.pairs]
+        if any(fid is None for _, _, fid, _ in found):
+            out.append(f"- {claim.text}: **not measured yet**.")
+            continue
+        word = verdict([fid for _, _, fid, _ in found], claim.direction)
+        word = "matches (equal within error)" if word == "matches" else word
+        detail = "; ".join(f"{a} vs {b}: FID {fid}, accuracy {acc}" for a, b, fid, acc in found)
+        out.append(f"- {claim.text}: **{word}** ({detail}).")
+    out += list(extra)
+    out += ["", "A difference counts when the means differ by more than the sum of the two seed standard deviations "
+            "(FID analogue). **holds**: every comparison goes the paper's way beyond that spread; **matches**: none "
+            "goes against it, some are equal within error; **does not hold**: at least one goes against it."]
+    return out
+
+
+def figure3_line(f3: Mapping) -> str:
+    c, b = f3["checkerboard"], f3["block"]
+    if c["pixel_std_mean"] + 2 * c["pixel_std_sem"] < b["pixel_std_mean"] - 2 * b["pixel_std_sem"]:
+        word = "holds"
+    elif b["pixel_std_mean"] + 2 * b["pixel_std_sem"] < c["pixel_std_mean"] - 2 * c["pixel_std_sem"]:
+        word = "does not hold"
+    else:
+        word = "matches (equal within error)"
+    return (f"- Figure 3: a spread-out (checkerboard) half pins the image down more than a contiguous half: "
+            f"**{word}** (pixel std across seeds {c['pixel_std_mean']:.4f} ± {c['pixel_std_sem']:.4f} vs "
+            f"{b['pixel_std_mean']:.4f} ± {b['pixel_std_sem']:.4f}; ± standard error, a difference counts beyond "
+            "two standard errors each).")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Measuring
+
+
+def sampler_options(bed: Testbed, row: Row) -> dict:
+    """The resolved options of a row's sampler config on the testbed's model, with the row's overrides."""
+    from gtr.pipeline import compose_config
+    cfg = compose_config(f"model={bed.model}", f"sampler={row.config}")
+    options = OmegaConf.to_container(cfg.sampler, resolve=True)
+    options.update(row.overrides)
+    return options
+
+
+def generate(model, tokenizer, sampler, count: int, seed: int, batch_size: int
+             ) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """``count`` class-balanced images (label = id % 10) from seed ``seed``: uint8 [N, H, W, 3], labels, sampling
+    seconds (the VAE not timed)."""
+    import gtr
+    from gtr.tokenizers import to_uint8
+    labels = torch.arange(count) % 10
+    images, seconds = [], 0.0
+    for start in range(0, count, batch_size):
+        ids = list(range(start, min(count, start + batch_size)))
+        t0 = time.perf_counter()
+        latents = gtr.sample(model, sampler, labels[ids], seed=seed, image_ids=ids)
+        if latents.is_cuda:
+            torch.cuda.synchronize(latents.device)
+        seconds += time.perf_counter() - t0
+        images.append(to_uint8(tokenizer.decode(latents)).cpu())
+    return torch.cat(images), labels, seconds
+
+
+def figure3(bed: Testbed, model, tokenizer, extractor, count: int, seeds: int, out: Path) -> dict:
+    """Half the tokens of the model's own samples (the reference row's sampler) given as a checkerboard or as a
+    block (the top rows), the rest completed with ``seeds`` seeds. Spread = per image, the std across seeds (of
+    pixels in [0, 1] and of classifier features), averaged over images (± standard error). Saves the labelled
+    strips of the first image."""
+    import gtr
+    from gtr.eval.fid import extract
+    from gtr.pipeline import sampler_from_config
+    from gtr.sampling.completion import CompletionSampler, block_mask, checkerboard_mask
+    from gtr.tokenizers import to_uint8
+    rows = {r.key: r for r in bed.rows}
+    base = sampler_from_config(sampler_options(bed, rows[bed.reference_row]))
+    labels = torch.arange(count) % 10
+    reference = model.patchify(gtr.sample(model, base, labels, seed=10_000))
+    reference_image = to_uint8(tokenizer.decode(model.unpatchify(reference[:1])))[0].cpu()
+    side = model.seq_h
+    result, strips = {}, {}
+    for pattern, mask in (("checkerboard", checkerboard_mask(side, side)), ("block", block_mask(side, side))):
+        completion = CompletionSampler(num_iter=bed.figure3_completion_steps, diffusion_steps=base.diffusion_steps,
+                                       cfg=base.cfg, given_tokens=reference, given=mask)
+        stack = torch.stack([to_uint8(tokenizer.decode(gtr.sample(model, completion, labels, seed=s))).cpu()
+                             for s in range(seeds)])  # [S, N, H, W, 3]
+        pixel_std = (stack[..., 0].double() / 255).std(dim=0).mean(dim=(1, 2))
+        feature_std = torch.stack([extract(extractor, [images])[0] for images in stack]).std(dim=0).mean(dim=1)
+        result[pattern] = {"pixel_std_mean": pixel_std.mean().item(),
+                           "pixel_std_sem": (pixel_std.std() / count**0.5).item(),
+                           "feature_std_mean": feature_std.mean().item(),
+                           "feature_std_sem": (feature_std.std() / count**0.5).item(), "images": count,
+                           "seeds": seeds}
+        strips[pattern] = (mask, stack[:, 0])
+    figure3_plot(reference_image, strips, out.with_name(f"{out.name}_figure3.png"))
+    return result
+
+
+def figure3_plot(reference: torch.Tensor, strips: Mapping[str, tuple[torch.Tensor, torch.Tensor]], path: Path) -> None:
+    """One labelled row per pattern: the reference sample, the half given to the model (the rest dimmed), then the
+    completions of each seed."""
+    plt = _pyplot()
+    h = reference.shape[0]
+    seeds = next(iter(strips.values()))[1].shape[0]
+    fig, axes = plt.subplots(len(strips), seeds + 2, figsize=(1.3 * (seeds + 2), 1.55 * len(strips)), squeeze=False)
+    for r, (pattern, (mask, completions)) in enumerate(strips.items()):
+        side = mask.shape[-1]
+        cell = torch.as_tensor(mask, dtype=torch.float32).reshape(side, side)
+        cell = cell.repeat_interleave(h // side, 0).repeat_interleave(h // side, 1)
+        given = reference[..., 0].float() * (0.25 + 0.75 * cell)
+        panels = [(reference[..., 0], "reference sample"), (given, f"given: {pattern}")]
+        panels += [(completions[s][..., 0], f"seed {s}") for s in range(seeds)]
+        for c, (image, title) in enumerate(panels):
+            ax = axes[r, c]
+            ax.imshow(image.numpy(), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(title, fontsize=7)
+        axes[r, 0].set_ylabel(f"{pattern} half", fontsize=8)
+    fig.suptitle("Figure 3: the other half completed with different seeds (less spread = the given half pins the "
+                 "image down)", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def measure_rows(bed: Testbed, state: dict, keys: Sequence[str], device: torch.device, *, samples: int,
+                 seeds: Sequence[int], batch_size: int, figure3_images: int, data_root, out: Path,
+                 command: str) -> None:
+    """Quality (and time on ``device``) of the rows ``keys`` and the Figure-3 experiment, saved after each row."""
+    from gtr.data import FashionMNIST
+    from gtr.eval.fashion import FashionExtractor, parse_reference, reference_statistics, score
+    from gtr.eval.flops import FlopsCounter
+    from gtr.eval.latency import device_name
+    from gtr.pipeline import compose_config, load_configured_model, load_image_tokenizer, sampler_from_config
+    cfg = compose_config(f"model={bed.model}")
+    model = load_configured_model(cfg, device)
+    tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
+    extractor = FashionExtractor()
+    split, size = parse_reference(cfg.model.metrics.reference)
+    reference = reference_statistics(extractor, split, data_root, size=size)
+    resized = f", resized to {size}x{size} as the training data" if size != 28 else ""
+    state["reference"] = f"the {len(FashionMNIST(split, data_root))} Fashion-MNIST {split} images{resized}"
+    state["device"] = device_name(device)
+    state["command"] = command
+    json_path = out.with_suffix(".json")
+    if figure3_images and "figure3" not in state:
+        state["figure3"] = figure3(bed, model, tokenizer, extractor, figure3_images, 7, out)
+        write_json(json_path, state)
+    counter = FlopsCounter(model.config)
+    rows = {r.key: r for r in bed.rows}
+    for key in keys:
+        row = rows[key]
+        options = sampler_options(bed, row)
+        sampler = sampler_from_config(options)
+        per_seed = []
+        for seed in seeds:
+            images, labels, seconds = generate(model, tokenizer, sampler, samples, seed, batch_size)
+            scores = score(images, labels, extractor, reference).as_dict()
+            per_seed.append({"seed": seed, "s_per_image": seconds / samples, **scores})
+            print(f"{key} seed {seed}: {per_seed[-1]}", flush=True)
+        flops = counter.sample(sampler, cfg.diffusion.clip_timestep).total
+        state["rows"][key] = {"group": row.group, "label": row.label, "config": row.config, "sampler": options,
+                              "gflops": flops / 1e9, "ar_steps": len(sampler.plan(model.seq_h, model.seq_w)),
+                              "per_seed": per_seed}
+        write_json(json_path, state)
+        report(bed, state, out)  # partial results are readable while the study runs
+
+
+def time_on_cpu(bed: Testbed, state: dict, keys: Sequence[str], images: int, json_path: Path) -> None:
+    """Sampling time per image on this machine's CPU for the rows that lack it: one batch of ``images`` images
+    after a small warm-up, so a study measured on a GPU still reports CPU speed-ups measured side by side."""
+    import gtr
+    from gtr.eval.latency import device_name
+    from gtr.pipeline import compose_config, load_configured_model, sampler_from_config
+    rows = [key for key in keys if key in state["rows"] and "cpu_s_per_image" not in state["rows"][key]]
+    if not rows:
+        return
+    model = load_configured_model(compose_config(f"model={bed.model}"), torch.device("cpu"))
+    labels = torch.arange(images) % 10
+    cpu = device_name(torch.device("cpu"))
+    if state.get("cpu_timing", {}).get("device") not in (None, cpu):
+        raise GtRError(f"results were timed on another CPU ({state['cpu_timing']['device']}); remove the "
+                       "cpu_s_per_image fields (or pass --cpu-timing 0) to time them all on this one")
+    state["cpu_timing"] = {"device": cpu, "images": images}
+    for key in rows:
+        sampler = sampler_from_config(state["rows"][key]["sampler"])
+        gtr.sample(model, sampler, labels[:2], seed=0)  # warm-up
+        start = time.perf_counter()
+        gtr.sample(model, sampler, labels, seed=0)
+        state["rows"][key]["cpu_s_per_image"] = (time.perf_counter() - start) / images
+        print(f"{key}: {state['rows'][key]['cpu_s_per_image'] * 1e3:.1f} ms per image on the CPU", flush=True)
+        write_json(json_path, state)
+
+
+def run(bed: Testbed, *, keys: Sequence[str] | None = None, samples: int = 1000, seeds: Sequence[int] = (0, 1, 2),
+        batch_size: int = 500, figure3_images: int = 100, device: str = "cpu", cpu_timing: int = 100,
+        data_root=None, out: Path, command: str) -> dict:
+    """Measure what is missing (rows, Figure 3, CPU timings of GPU-measured rows), then write the report."""
+    keys = list(keys or [r.key for r in bed.rows])
+    unknown = sorted(set(keys) - {r.key for r in bed.rows})
+    if unknown:
+        raise GtRError(f"unknown row(s) {', '.join(unknown)} for testbed {bed.name}: choose from "
+                       f"{', '.join(r.key for r in bed.rows)}")
+    torch.set_grad_enabled(False)
+    dev = torch.device(device)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    json_path = out.with_suffix(".json")
+    import json
+    state = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    settings = {"samples": samples, "seeds": list(seeds), "device": dev.type}
+    if {"device": "cpu", **state.get("settings", {})} != settings:  # other settings (or device) start over
+        state = {"settings": settings, "rows": {}}
+    missing = [key for key in keys if key not in state["rows"]]
+    if missing or (figure3_images and "figure3" not in state):
+        measure_rows(bed, state, missing, dev, samples=samples, seeds=seeds, batch_size=batch_size,
+                     figure3_images=figure3_images, data_root=data_root, out=out, command=command)
+    if cpu_timing and dev.type != "cpu":  # on the CPU, the rows' own times are CPU times
+        time_on_cpu(bed, state, keys, cpu_timing, json_path)
+    report(bed, state, out)
+    return state
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reporting
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _cells(row: Mapping, ref: Mapping | None, cpu: bool) -> dict[str, str]:
+    fid, is_, acc = (stat(row["per_seed"], k) for k in ("fid_fmnist", "is_fmnist", "accuracy"))
+    seconds = stat(row["per_seed"], "s_per_image")[0]
+    gflops = row["gflops"]
+    cells = {"steps": str(row["ar_steps"]), "gflops": f"{gflops:.3f}" if gflops < 10 else f"{gflops:.1f}",
+             "speed": f"{ref['gflops'] / row['gflops']:.2f}x" if ref else "—",
+             "time_speed": f"{stat(ref['per_seed'], 's_per_image')[0] / seconds:.2f}x" if ref else "—",
+             "fid": f"{fid[0]:.2f} ± {fid[1]:.2f}", "is": f"{is_[0]:.2f} ± {is_[1]:.2f}",
+             "acc": f"{acc[0]:.3f} ± {acc[1]:.3f}", "cpu_speed": "—"}
+    if cpu and ref and "cpu_s_per_image" in ref and "cpu_s_per_image" in row:
+        cells["cpu_speed"] = f"{ref['cpu_s_per_image'] / row['cpu_s_per_image']:.2f}x"
+    return cells
+
+
+def _header(state: Mapping, bed: Testbed) -> tuple[list[str], bool, str]:
+    cpu = state.get("cpu_timing")
+    timed_on = "CPU" if state["settings"].get("device", "cpu") == "cpu" else state["device"]
+    lines = [f"# {bed.title}", "",
+             f"Measured here: `{state.get('command', 'python scripts/toy_study.py')}` on {state.get('device', '?')}; "
+             f"{state['settings']['samples']} samples per row and seed, seeds {state['settings']['seeds']}; mean ± std "
+             "over seeds. FID/IS: the analogues from the shipped Fashion-MNIST classifier's features/logits (FID vs "
+             f"{state.get('reference', 'the test split')}); accuracy: the classifier's agreement with the requested "
+             f"class. Speed: FLOPs ratio to the reference row `{bed.reference_row}` (counted) and sampling-time ratios (the VAE and scoring not "
+             f"timed): on {timed_on}, over the quality runs"
+             + (f"; on the CPU ({cpu['device']}), {cpu['images']} images per row in one batch after a warm-up"
+                if cpu else "") + "."]
+    return lines, bool(cpu), "CPU" if timed_on == "CPU" else "GPU"
+
+
+def _all_rows_table(bed: Testbed, rows: Mapping, cpu: bool, timed: str) -> list[str]:
+    ref = rows.get(bed.reference_row)
+    lines = [f"| group | method | AR steps | GFLOPs/img | speed (FLOPs) | speed ({timed} time) | "
+             + ("speed (CPU time) | " if cpu else "") + "FID (fmnist) | IS (fmnist) | accuracy |",
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if cpu else "")]
+    for key, row in rows.items():
+        c = _cells(row, ref, cpu)
+        lines.append(f"| {row['group']} | {row['label']} | {c['steps']} | {c['gflops']} | {c['speed']} | "
+                     f"{c['time_speed']} | " + (f"{c['cpu_speed']} | " if cpu else "")
+                     + f"{c['fid']} | {c['is']} | {c['acc']} |")
+    return lines
+
+
+def _find(bed: Testbed, rows: Mapping, config: str, overrides: Mapping) -> str | None:
+    """The measured row that runs exactly the sampler of (config, overrides) on this testbed."""
+    wanted = sampler_options(bed, Row("", "", "", config, overrides))
+    return next((key for key, row in rows.items() if row["sampler"] == wanted), None)
+
+
+def _paper_tables(bed: Testbed, rows: Mapping, cpu: bool) -> list[str]:
+    """Tables 1, 3, 4, 5 in the paper's layout: ours (measured here) beside the paper's printed values (MAR-B for
+    Table 1, MAR-H for Tables 3-5, as the paper reports them)."""
+    paper = paper_values()
+    ref = rows.get(bed.reference_row)
+    speed_col = "speed (CPU time)" if cpu else "speed (time)"
+
+    def ours(key: str | None) -> dict[str, str]:
+        if key is None:
+            return dict.fromkeys(("steps", "gflops", "speed", "time_speed", "cpu_speed", "fid", "is", "acc"), "—")
+        c = _cells(rows[key], ref, cpu)
+        c["time"] = c["cpu_speed"] if cpu else c["time_speed"]
+        return c
+
+    def num(v, fmt="{:.2f}"):
+        return "—" if v is None else fmt.format(v)
+
+    out = ["## Table 1 (one model): ours on the 16x16 testbed | the paper's MAR-B (ImageNet FID-50k)", "",
+           f"| block | method | AR steps | GFLOPs/img | speed (FLOPs) | {speed_col} | FID (fmnist) | IS (fmnist) | "
+           "accuracy | paper: speed | paper: FID | paper: IS |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for block, method, config, overrides in TABLE1:
+        c = ours(_find(bed, rows, config, overrides))
+        p = next((r for r in paper["table1"] if r["model"] == "mar_b" and r["block"] == block
+                  and r["method"] == method), {})
+        out.append(f"| {block} | {method} | {c['steps']} | {c['gflops']} | {c['speed']} | {c.get('time', '—')} | "
+                   f"{c['fid']} | {c['is']} | {c['acc']} | {num(p.get('speed'))}x | {num(p.get('fid'))} | "
+                   f"{num(p.get('is'), '{:.1f}')} |")
+    out += ["", "## Table 3: GtR's components (ours | the paper's MAR-H)", "",
+            f"| GtR* | GtR† | FTS | GFLOPs/img | speed (FLOPs) | {speed_col} | FID (fmnist) | IS (fmnist) | accuracy | "
+            "paper: speed | paper: FID | paper: IS |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    mark = {True: "✓", False: ""}
+    for flags, config, overrides in TABLE3:
+        c = ours(_find(bed, rows, config, overrides))
+        p = next((r for r in paper["table3"] if (r["gtr_star"], r["gtr_dagger"], r["fts"]) == flags), {})
+        out.append(f"| {' | '.join(mark[f] for f in flags)} | {c['gflops']} | {c['speed']} | {c.get('time', '—')} | "
+                   f"{c['fid']} | {c['is']} | {c['acc']} | {num(p.get('speed'))}x | {num(p.get('fid'))} | "
+                   f"{num(p.get('is'), '{:.1f}')} |")
+    out += ["", "## Table 4: which tokens FTS enhances (ours | the paper's MAR-H)", "",
+            f"| method | GFLOPs/img | speed (FLOPs) | {speed_col} | FID (fmnist) | IS (fmnist) | accuracy | paper: speed | "
+            "paper: FID | paper: IS |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for method, (config, overrides) in TABLE4.items():
+        c = ours(_find(bed, rows, config, overrides))
+        p = next((r for r in paper["table4"] if r["method"] == method), {})
+        out.append(f"| {method} | {c['gflops']} | {c['speed']} | {c.get('time', '—')} | {c['fid']} | {c['is']} | "
+                   f"{c['acc']} | {num(p.get('speed'))}x | {num(p.get('fid'))} | {num(p.get('is'), '{:.1f}')} |")
+    out += ["", "## Table 5: token orders (ours | the paper's MAR-H)", "",
+            "| order | FID (fmnist) | IS (fmnist) | accuracy | paper: FID | paper: IS |", "|---|---|---|---|---|---|"]
+    for method, (config, overrides) in TABLE5.items():
+        c = ours(_find(bed, rows, config, overrides))
+        p = next((r for r in paper["table5"] if r["method"] == method), {})
+        out.append(f"| {method} | {c['fid']} | {c['is']} | {c['acc']} | {num(p.get('fid'))} | "
+                   f"{num(p.get('is'), '{:.1f}')} |")
+    return out
+
+
+def report(bed: Testbed, state: dict, out: Path) -> str:
+    """Write ``<out>.md`` and the speed-quality plot from the measured state; returns the Markdown."""
+    rows = state["rows"]
+    lines, cpu, timed = _header(state, bed)
+    f3_line = [figure3_line(state["figure3"])] if "figure3" in state else []
+    if bed.paper_tables:
+        premise = [k for k in ("mar", "mar_32", "mar_16", "mar_8") if k in rows]
+        lines += ["", "## Premise: does parallel decoding cost quality on this testbed?", "",
+                  "The testbed is valid only if 8 AR steps are clearly worse than 64 (beyond the seed spread).", ""]
+        lines += _all_rows_table(bed, {k: rows[k] for k in premise}, cpu, timed)
+        lines += ["", "## The paper's claims at this scale", ""] + claim_lines(bed.claims, rows, f3_line)
+        lines += [""] + _paper_tables(bed, rows, cpu)
+        lines += ["", "## Every row measured", ""] + _all_rows_table(bed, rows, cpu, timed)
+    else:
+        lines += [""] + _all_rows_table(bed, rows, cpu, timed)
+        lines += ["", "## The paper's claims at this scale", ""] + claim_lines(bed.claims, rows, f3_line)
+    if "figure3" in state:
+        f3 = state["figure3"]
+        lines += ["", "## Figure 3: what a half-decoded image pins down", "",
+                  f"| given half | pixel std across {f3['checkerboard']['seeds']} seeds | feature std across "
+                  f"{f3['checkerboard']['seeds']} seeds |", "|---|---|---|"]
+        for pattern, v in f3.items():
+            lines.append(f"| {pattern} | {v['pixel_std_mean']:.4f} ± {v['pixel_std_sem']:.4f} | "
+                         f"{v['feature_std_mean']:.4f} ± {v['feature_std_sem']:.4f} |")
+        lines += ["", f"![Figure 3 strips]({out.name}_figure3.png)"]
+    if rows.get(bed.reference_row):
+        lines += ["", f"![speed against quality]({out.name}_speed_quality.png)"]
+    text = "\n".join(lines) + "\n"
+    write_text(out.with_suffix(".md"), text)
+    plot(bed, rows, out.with_name(f"{out.name}_speed_quality.png"))
+    return text
+
+
+MARKERS = {"baseline": ("o", "tab:blue"), "gtr": ("*", "tab:red"), "ablation": ("s", "tab:orange"),
+           "baselines": ("D", "tab:green"), "order": ("^", "tab:purple")}
+
+
+def place_labels(ax, points: Sequence[tuple[float, float]], texts: Sequence[str], fontsize: float = 6.5) -> list:
+    """Annotate each point with its text at the first of several offsets where the label overlaps no other label
+    and no marker (greedy, in display coordinates); falls back to the least-overlapping offset."""
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    offsets = [(4, 4), (4, -10), (-4, 4), (-4, -10), (8, -3), (-8, -3), (0, 10), (0, -14), (12, 10), (-12, 10),
+               (12, -16), (-12, -16), (20, 0), (-20, 0), (0, 20), (0, -22)]
+    markers = [ax.transData.transform(p) for p in points]
+    placed, annotations = [], []
+    for (x, y), text in zip(points, texts):
+        best = None
+        for dx, dy in offsets:
+            ha = "left" if dx >= 0 else "right"
+            ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, ha=ha,
+                              arrowprops=dict(arrowstyle="-", lw=0.4, color="0.5") if abs(dx) + abs(dy) > 12 else None)
+            box = ann.get_window_extent(renderer).expanded(1.05, 1.15)
+            overlap = sum(box.overlaps(b) for b in placed)
+            overlap += sum(box.contains(mx, my) for mx, my in markers)
+            if best is None or overlap < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (overlap, ann, box)
+            else:
+                ann.remove()
+            if overlap == 0:
+                break
+        placed.append(best[2])
+        annotations.append(best[1])
+    return annotations
+
+
+def plot(bed: Testbed, rows: Mapping, path: Path) -> None:
+    """FID analogue and class accuracy against the FLOPs speed-up, every point labelled by its row."""
+    ref = rows.get(bed.reference_row)
+    if not ref:
+        return
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    for ax, metric, title in ((axes[0], "fid_fmnist", "FID analogue (lower is better)"),
+                              (axes[1], "accuracy", "class accuracy (higher is better)")):
+        points, texts, seen = [], [], set()
+        for key, row in rows.items():
+            mean, std = stat(row["per_seed"], metric)
+            speed = ref["gflops"] / row["gflops"]
+            marker, colour = MARKERS.get(row["group"], ("o", "0.3"))
+            ax.errorbar(speed, mean, yerr=std, fmt=marker, color=colour, capsize=3, markersize=6 if marker != "*"
+                        else 10, label=row["group"] if row["group"] not in seen else None)
+            seen.add(row["group"])
+            points.append((speed, mean))
+            texts.append(key)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.xaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}x" if v in (2, 3, 5) else ""))
+        ax.set_xlabel(f"speed-up in FLOPs vs {bed.reference_row} (log scale)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7, loc="best", title="group", title_fontsize=7)
+        place_labels(ax, points, texts)
+    fig.suptitle(f"{bed.title} (mean ± std over seeds)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)

@@ -1,0 +1,73 @@
+"""The study's claim logic (gtr.eval.study) on hand-made numbers: every verdict is reachable, and the report is
+written in the paper's layout with the paper's values beside ours."""
+import pytest
+
+from gtr.eval.study import TESTBEDS, Claim, claim_lines, compare, figure3_line, report, verdict
+
+
+def rows_with(fids: dict[str, list[float]], accuracy: float = 0.9) -> dict:
+    return {key: {"per_seed": [{"seed": i, "fid_fmnist": f, "is_fmnist": 5.0, "accuracy": accuracy,
+                                "s_per_image": 0.01} for i, f in enumerate(values)]}
+            for key, values in fids.items()}
+
+
+def test_compare_counts_a_difference_only_beyond_the_seed_spread():
+    rows = rows_with({"a": [10, 11, 12], "b": [20, 21, 22], "c": [11.5, 12.5, 13.5]})
+    assert compare(rows, "a", "b") == "better" and compare(rows, "b", "a") == "worse"
+    assert compare(rows, "a", "c") == "equal within error"  # |11 - 12.5| = 1.5 <= 1 + 1
+    assert compare(rows, "a", "missing") is None
+    assert compare(rows, "a", "b", "accuracy", False) == "equal within error"
+
+
+@pytest.mark.parametrize("outcomes, direction, expected", [
+    (["better", "better"], "better", "holds"),
+    (["better", "equal within error"], "better", "matches"),
+    (["equal within error"], "better", "matches"),
+    (["better", "worse"], "better", "does not hold"),
+    (["worse"], "worse", "holds"),
+    (["equal within error"], "worse", "matches"),
+    (["better"], "worse", "does not hold"),
+    (["equal within error"], "not worse", "matches"),
+    (["better"], "not worse", "holds"),
+    (["worse"], "not worse", "does not hold"),
+])
+def test_every_verdict_is_reachable(outcomes, direction, expected):
+    assert verdict(outcomes, direction) == expected
+
+
+def test_claim_lines_never_call_equal_within_error_a_win():
+    rows = rows_with({"gtr": [10, 11, 12], "mar": [10.5, 11.5, 12.5], "worse": [30, 31, 32]})
+    lines = claim_lines([Claim("GtR beats MAR", (("gtr", "mar"),), "better"),
+                         Claim("GtR beats worse", (("gtr", "worse"),), "better"),
+                         Claim("worse beats GtR", (("worse", "gtr"),), "better"),
+                         Claim("not run", (("gtr", "nothing"),), "better")], rows)
+    assert "**matches (equal within error)**" in lines[0] and "**holds**" in lines[1]
+    assert "**does not hold**" in lines[2] and "**not measured yet**" in lines[3]
+
+
+def test_figure3_verdicts():
+    def f3(c, b):
+        return {"checkerboard": {"pixel_std_mean": c, "pixel_std_sem": 0.001},
+                "block": {"pixel_std_mean": b, "pixel_std_sem": 0.001}}
+    assert "**holds**" in figure3_line(f3(0.02, 0.04))
+    assert "**matches (equal within error)**" in figure3_line(f3(0.030, 0.032))
+    assert "**does not hold**" in figure3_line(f3(0.04, 0.02))
+
+
+def test_testbed16_rows_are_the_paper_configs_and_the_report_has_the_paper_layout(tmp_path):
+    bed = TESTBEDS["fmnist16"]
+    from gtr.eval.study import sampler_options
+    rows = {}
+    for i, row in enumerate(bed.rows):  # every row resolves on the 16x16 model; hand-made quality numbers
+        rows[row.key] = {"group": row.group, "label": row.label, "config": row.config,
+                         "sampler": sampler_options(bed, row), "gflops": 100.0 / (1 + i), "ar_steps": 8,
+                         **rows_with({row.key: [20.0 + i, 21.0 + i, 22.0 + i]})[row.key]}
+    state = {"settings": {"samples": 3, "seeds": [0, 1, 2], "device": "cpu"}, "device": "test CPU", "rows": rows}
+    text = report(bed, state, tmp_path / "toy_study_16x16")
+    for heading in ("## Premise", "## Table 1", "## Table 3", "## Table 4", "## Table 5"):
+        assert heading in text
+    assert "| 8 | +GtR (Ours) |" in text and "| 2.76 |" in text  # our row beside the paper's MAR-B FID
+    raster = [r.key for r in bed.rows].index("gtr_order_raster")
+    assert f"| Raster | {21 + raster:.2f} ± 1.00 |" in text  # its row's hand-made FID
+    assert "—" not in text.split("## Table 1")[1].split("## Table 3")[0]  # every Table 1 row found
+    assert (tmp_path / "toy_study_16x16_speed_quality.png").is_file()
