@@ -320,7 +320,7 @@ def figure3_plot(reference: torch.Tensor, strips: Mapping[str, tuple[torch.Tenso
     seeds = next(iter(strips.values()))[1].shape[0]
     fig, axes = plt.subplots(len(strips), seeds + 2, figsize=(1.3 * (seeds + 2), 1.55 * len(strips)), squeeze=False)
     for r, (pattern, (mask, completions)) in enumerate(strips.items()):
-        side = mask.shape[-1]
+        side = round(mask.numel() ** 0.5)  # the mask is flat over the square token grid
         cell = torch.as_tensor(mask, dtype=torch.float32).reshape(side, side)
         cell = cell.repeat_interleave(h // side, 0).repeat_interleave(h // side, 1)
         given = reference[..., 0].float() * (0.25 + 0.75 * cell)
