@@ -5,7 +5,7 @@
     model = gtr.load_mar("mar_b")                       # official weights (or gtr.build_mar(...) for random init)
     vae = gtr.load_tokenizer("kl16")
     sampler = gtr.build_sampler("mar", num_iter=64, cfg=2.9)
-    latents = gtr.sample(model, sampler, labels=[207, 360], seed=0)
+    latents = gtr.sample(model, sampler, labels=[207, 360], seed=0)   # cache=gtr.build_cache("lazymar"): LazyMAR
     images = gtr.to_uint8(vae.decode(latents))          # [B, H, W, 3] uint8
 """
 from __future__ import annotations
@@ -17,20 +17,23 @@ import torch
 
 from gtr.errors import GtRError
 from gtr.models import MAR, build_mar, load_mar
-from gtr.sampling import SAMPLERS, build_sampler
+from gtr.sampling import CACHES, SAMPLERS, build_cache, build_sampler
+from gtr.sampling.cache import Cache
 from gtr.sampling.executor import make_rng, run_schedule
 from gtr.sampling.schedule import Schedule
 from gtr.tokenizers import build_tokenizer, load_tokenizer, to_uint8
 
 
 def sample(model: MAR, sampler: Schedule, labels, *, seed: int | None = 0, image_ids: Sequence[int] | None = None,
-           rng: str = "per_image", precision: str = "fp32", progress: bool = False) -> torch.Tensor:
+           rng: str = "per_image", precision: str = "fp32", progress: bool = False,
+           cache: Cache | None = None) -> torch.Tensor:
     """Latents [B, C, H, W] for class ``labels`` (ready for ``tokenizer.decode``), or for text features [B, L, C]
     with a text-to-image model (LightGen).
 
     ``rng="per_image"``: image k of the batch uses its own stream from (seed, image_ids[k]) (default ids 0..B-1),
     so results do not depend on batching. ``rng="official"``: the official code's draws on the global generators,
     which are seeded with ``seed`` first (``seed=None`` continues the current global streams).
+    ``cache``: how the model is evaluated across steps (None: in full; ``build_cache("lazymar")``: LazyMAR).
     """
     labels = torch.as_tensor(labels)
     labels = labels.float() if labels.is_floating_point() else labels.long().reshape(-1)
@@ -39,9 +42,11 @@ def sample(model: MAR, sampler: Schedule, labels, *, seed: int | None = 0, image
         torch.manual_seed(seed)
         np.random.seed(seed)
     source = make_rng(rng, len(labels), 0 if seed is None else seed, image_ids, device)
-    tokens = run_schedule(model, sampler, labels.to(device), source, precision=precision, progress=progress)
+    tokens = run_schedule(model, sampler, labels.to(device), source, precision=precision, progress=progress,
+                          cache=cache)
     return model.unpatchify(tokens)
 
 
-__all__ = ["GtRError", "MAR", "SAMPLERS", "build_mar", "build_sampler", "build_tokenizer", "load_mar",
+__all__ = ["CACHES", "GtRError", "MAR", "SAMPLERS", "build_cache", "build_mar", "build_sampler", "build_tokenizer",
+           "load_mar",
            "load_tokenizer", "sample", "to_uint8"]

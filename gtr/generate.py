@@ -28,8 +28,9 @@ from tqdm.auto import tqdm
 from gtr.errors import GtRError
 from gtr.files import write_json
 from gtr.images import save_png
-from gtr.pipeline import (REPO_ROOT, batches_of_rank, check_writable, load_configured_model, load_image_tokenizer,
-                          render_batches, resolve_device, sampler_from_config)
+from gtr.pipeline import (REPO_ROOT, batches_of_rank, cache_from_config, cache_settings, check_writable,
+                          load_configured_model, load_image_tokenizer, render_batches, resolve_device,
+                          sampler_from_config)
 from gtr.sampling.executor import autocast
 from gtr.sampling.schedule import check_plan
 
@@ -113,7 +114,7 @@ def log_to_wandb(cfg, record: dict, images_dir: Path) -> None:
 def render_sharded(runtime: Distributed, model, sampler, tokenizer, num_images: int, path_of: Callable[[int], Path],
                    condition_of: Callable[[list[int]], Any], cfg, desc: str) -> tuple[int, float]:
     """Render this rank's share of images 0..num_images-1 to ``path_of(id)`` (``cfg``: seed, batch_size, precision,
-    progress), skipping every batch whose images all exist and decode; returns (images generated, seconds) on this
+    progress, cache), skipping every batch whose images all exist and decode; returns (images generated, seconds) on this
     rank. All ranks meet at a barrier at the end."""
     mine = batches_of_rank(num_images, cfg.batch_size, runtime.rank, runtime.world)
     for ids in mine:  # half-written files of a killed run (each rank clears its own)
@@ -125,7 +126,7 @@ def render_sharded(runtime: Distributed, model, sampler, tokenizer, num_images: 
     with tqdm(total=sum(len(b) for b in mine), initial=done_before, unit="img", dynamic_ncols=True,
               desc=f"{desc} (rank 0 of {runtime.world})", disable=not cfg.progress or runtime.rank != 0) as bar:
         for ids, batch in render_batches(model, sampler, tokenizer, todo, condition_of, seed=cfg.seed,
-                                         precision=cfg.precision):
+                                         precision=cfg.precision, cache=cache_from_config(cfg.get("cache"))):
             seconds += time.perf_counter() - t0
             for image_id, image in zip(ids, batch):
                 path = path_of(image_id)
@@ -156,7 +157,8 @@ def run_settings(cfg, **counts) -> dict:
     """What decides a run's images (not batch size or world size, which do not change them)."""
     model = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "metrics"}
     return {"model": model, "sampler": OmegaConf.to_container(cfg.sampler, resolve=True), "seed": cfg.seed,
-            "precision": cfg.precision, "diffusion": OmegaConf.to_container(cfg.diffusion, resolve=True), **counts}
+            "precision": cfg.precision, "diffusion": OmegaConf.to_container(cfg.diffusion, resolve=True),
+            **cache_settings(cfg), **counts}
 
 
 def check_complete(num_images: int, path_of: Callable[[int], Path]) -> None:
@@ -170,7 +172,8 @@ def check_complete(num_images: int, path_of: Callable[[int], Path]) -> None:
 
 def generate(cfg, sampler_config: str | None = None) -> dict:
     """Run (or resume) the generation job of ``cfg``; returns the results record (rank 0 writes it).
-    ``sampler_config`` names the sampler config file (e.g. gtr_16), which the tables script matches rows by."""
+    ``sampler_config`` names the sampler config file and a chosen cache (``gtr_16``, ``gtr_16+lazymar``: the run
+    tag), which the tables script matches rows by."""
     out = Path(cfg.output_dir)
     images_dir = out / "images"
     check_writable(images_dir)
@@ -184,6 +187,7 @@ def generate(cfg, sampler_config: str | None = None) -> dict:
 def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_config: str | None) -> dict:
     device = runtime.device
     sampler = sampler_from_config(cfg.sampler)
+    cache_from_config(cfg.get("cache"))  # validates the cache options before any work
     autocast(device, cfg.precision)
     num_images = int(cfg.num_images or cfg.model.num_classes * cfg.images_per_class)
     if num_images < 1 or cfg.images_per_class < 1 or cfg.batch_size < 1:
@@ -211,7 +215,7 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
     if runtime.rank == 0:
         check_complete(num_images, path_of)
         record = {"model": cfg.model.name, "sampler_config": sampler_config,
-                  "sampler": OmegaConf.to_container(cfg.sampler, resolve=True),
+                  "sampler": OmegaConf.to_container(cfg.sampler, resolve=True), **cache_settings(cfg),
                   "seed": cfg.seed, "num_images": num_images, "images_per_class": cfg.images_per_class,
                   "world_size": runtime.world, "device": str(device), "precision": cfg.precision,
                   "generated_by_rank0": generated, "seconds_rank0": seconds, "git_commit": git_commit(),

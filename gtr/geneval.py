@@ -27,8 +27,8 @@ from gtr.eval.geneval.rules import Thresholds
 from gtr.eval.geneval.score import score_folder
 from gtr.eval.geneval.summary import format_summary, scores, summarize
 from gtr.generate import Distributed, check_complete, claim_output, git_commit, render_sharded, run_settings
-from gtr.pipeline import (batches_of_rank, check_writable, load_image_tokenizer, resolve_device, run_job,
-                          sampler_from_config)
+from gtr.pipeline import (batches_of_rank, cache_from_config, cache_settings, check_writable, load_image_tokenizer,
+                          resolve_device, run_job, run_tag, sampler_from_config)
 from gtr.sampling.executor import autocast
 from gtr.sampling.schedule import check_plan
 from gtr.t2i import PromptEncoder, load_text_model
@@ -50,6 +50,7 @@ def generate_images(cfg, runtime: Distributed, records: list[dict]) -> dict:
     claim_output(out, run_settings(cfg, prompts=len(records), prompts_sha256=prompts, n_samples=n), runtime.rank)
     device = runtime.device
     sampler = sampler_from_config(cfg.sampler)
+    cache_from_config(cfg.get("cache"))  # validates the cache options before any work
     autocast(device, cfg.precision)  # validates the precision name
     model = load_text_model(cfg, device)
     check_plan(sampler.plan(model.seq_h, model.seq_w), model.seq_len, sampler.name)
@@ -139,7 +140,8 @@ def run_geneval(cfg, sampler_config: str | None = None) -> dict:
             generation = generate_images(cfg, runtime, records)
             if runtime.rank == 0:
                 generation = {"model": cfg.model.name, "sampler_config": sampler_config,
-                              "sampler": OmegaConf.to_container(cfg.sampler, resolve=True), "seed": cfg.seed,
+                              "sampler": OmegaConf.to_container(cfg.sampler, resolve=True), **cache_settings(cfg),
+                              "seed": cfg.seed,
                               "prompts": len(records), "n_samples": cfg.n_samples, "device": str(runtime.device),
                               "precision": cfg.precision, "git_commit": git_commit(), **generation}
                 write_json(out / "generation.json", generation)
@@ -176,11 +178,10 @@ def log_to_wandb(cfg, record: dict, out: Path) -> None:
 
 
 def main(cfg) -> None:
-    """``scripts/geneval.py``: the run, with the sampler config's name in the record (the tables match rows by it)."""
-    from hydra.core.hydra_config import HydraConfig
-
+    """``scripts/geneval.py``: the run, with the sampler config's name (and a chosen cache: ``gtr+lazymar``) in the
+    record (the tables match rows by it)."""
     def job(cfg) -> Path:
-        record = run_geneval(cfg, sampler_config=HydraConfig.get().runtime.choices.get("sampler"))
+        record = run_geneval(cfg, sampler_config=run_tag(cfg.sampler.name))
         if record.get("geneval"):
             print(f"{record['evaluator']}: " + ", ".join(f"{k} {v:.3f}" for k, v in record["geneval"].items()))
         return Path(cfg.output_dir) / "results.json"

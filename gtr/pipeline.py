@@ -18,7 +18,8 @@ from gtr.data import CLASS_NAMES as FASHION_CLASSES
 from gtr.errors import GtRError
 from gtr.images import imagenet_class_names, labelled_grid, save_png
 from gtr.models import MAR, build_mar, load_mar
-from gtr.sampling import build_sampler
+from gtr.sampling import build_cache, build_sampler
+from gtr.sampling.cache import Cache
 from gtr.sampling.executor import RNG_MODES, autocast
 from gtr.sampling.schedule import Schedule, check_plan
 from gtr.tokenizers import LatentTokenizer, build_tokenizer, load_tokenizer, to_uint8
@@ -74,7 +75,15 @@ def _config_choice(group: str, default: str) -> str:
         return default
 
 
+def run_tag(default: str) -> str:
+    """``${run_tag:<default>}``: the sampler config's name, with ``+<cache>`` when a cache is chosen that the sampler
+    config does not already name (``gtr_16+lazymar``; ``sampler=lazymar`` stays ``lazymar``)."""
+    sampler, cache = _config_choice("sampler", default), _config_choice("cache", "none")
+    return sampler if cache == "none" or sampler.startswith(cache) else f"{sampler}+{cache}"
+
+
 OmegaConf.register_new_resolver("choice", _config_choice, replace=True)
+OmegaConf.register_new_resolver("run_tag", run_tag, replace=True)
 
 
 def compose_config(*overrides: str, name: str = "sample"):
@@ -85,9 +94,34 @@ def compose_config(*overrides: str, name: str = "sample"):
         return compose(name, overrides=list(overrides))
 
 
+def sampling_options(model: str, key: str, overrides: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
+    """The resolved sampler and cache options of ``model=<model> sampler=<s>`` for a row key ``s``, or with
+    ``cache=<c>`` for ``s+c`` (the run tag of output folders: ``gtr_16+lazymar``), sampler options replaced by
+    ``overrides``. For tables, benchmarks and studies."""
+    sampler, _, cache = key.partition("+")
+    cfg = compose_config(f"model={model}", f"sampler={sampler}", *([f"cache={cache}"] if cache else []))
+    options = {**OmegaConf.to_container(cfg.sampler, resolve=True), **(overrides or {})}
+    return options, OmegaConf.to_container(cfg.cache, resolve=True)
+
+
 def sampler_from_config(sampler_cfg: Mapping[str, Any]) -> Schedule:
     options = dict(sampler_cfg)
     return build_sampler(options.pop("name"), **options)
+
+
+def cache_from_config(cache_cfg: Mapping[str, Any] | None) -> Cache:
+    """The ``cache`` group of a config (None or absent: no cache)."""
+    options = dict(cache_cfg or {"name": "none"})
+    return build_cache(options.pop("name"), **options)
+
+
+def cache_settings(cfg) -> dict:
+    """The resolved cache options of a run for its records, empty without a cache (so records and run guards of
+    cache-free runs read as before the cache axis existed)."""
+    cache = cfg.get("cache")
+    if cache is None or cache.get("name", "none") == "none":
+        return {}
+    return {"cache": OmegaConf.to_container(cache, resolve=True)}
 
 
 def check_writable(folder: Path) -> None:
@@ -111,16 +145,17 @@ def batches_of_rank(num_images: int, batch_size: int, rank: int = 0, world: int 
 
 def render_batches(model, sampler: Schedule, tokenizer: LatentTokenizer, batches: Iterable[list[int]],
                    condition_of: Callable[[list[int]], Any], *, seed: int | None, precision: str,
-                   rng: str = "per_image") -> Iterator[tuple[list[int], torch.Tensor]]:
+                   rng: str = "per_image", cache: Cache | None = None) -> Iterator[tuple[list[int], torch.Tensor]]:
     """For each batch of image ids, yield the ids and their uint8 images [B, H, W, 3]: the latents of the batch's
     conditions (``condition_of(ids)``: class labels or text features) sampled with each image's own stream, decoded
-    under the run's precision (the official evaluation decodes under autocast too)."""
+    under the run's precision (the official evaluation decodes under autocast too), through ``cache``."""
     device = next(model.parameters()).device
     for ids in batches:
         condition = condition_of(ids)
         if isinstance(condition, torch.Tensor):
             condition = condition.to(device)
-        latents = sample(model, sampler, condition, seed=seed, image_ids=ids, rng=rng, precision=precision)
+        latents = sample(model, sampler, condition, seed=seed, image_ids=ids, rng=rng, precision=precision,
+                         cache=cache)
         with autocast(device, precision):
             images = to_uint8(tokenizer.decode(latents))
         yield ids, images
@@ -138,7 +173,7 @@ def sample_to_folder(cfg) -> Path:
     out = Path(cfg.output_dir)
     check_writable(out / "images")
     device = resolve_device(cfg.device)
-    sampler = sampler_from_config(cfg.sampler)
+    sampler, cache = sampler_from_config(cfg.sampler), cache_from_config(cfg.get("cache"))
     classes = list(cfg.classes)
     if not classes or cfg.images_per_class < 1 or cfg.batch_size < 1:
         raise GtRError("need at least one class, images_per_class >= 1 and batch_size >= 1")
@@ -157,12 +192,12 @@ def sample_to_folder(cfg) -> Path:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
     images = []
-    with tqdm(total=len(labels), unit="img", desc=f"{cfg.model.name} / {sampler.name}",
+    with tqdm(total=len(labels), unit="img", desc=f"{cfg.model.name} / {run_tag(sampler.name)}",
               disable=not cfg.progress) as bar:
         for ids, batch in render_batches(model, sampler, tokenizer, batches_of_rank(len(labels), cfg.batch_size),
                                          lambda ids: labels[ids],
                                          seed=None if cfg.rng == "official" else cfg.seed, rng=cfg.rng,
-                                         precision=cfg.precision):
+                                         precision=cfg.precision, cache=cache):
             for image_id, image in zip(ids, batch):
                 save_png(image, out / "images" / f"{image_id:05d}.png")
             images.append(batch)

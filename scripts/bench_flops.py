@@ -17,24 +17,23 @@ import json
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
 from gtr.eval.flops import FlopsCounter, analytic_flops
 from gtr.models.lightgen import LIGHTGEN_PRESETS
 from gtr.models.mar import PRESET_NAMES, PRESETS
-from gtr.pipeline import compose_config, sampler_from_config
-from gtr.sampling.lazymar import LazyMARSampler
+from gtr.pipeline import cache_from_config, sampler_from_config, sampling_options
 
 REPO = Path(__file__).resolve().parent.parent
 CLIP = 950
-UNCLIPPED = {"lazymar", "lazymar_8"}  # LazyMAR's released code runs plain 100-step respacing (its rows fit only so)
+UNCLIPPED = {"lazymar", "lazymar_8"}  # LazyMAR's released code runs plain 100-step respacing (its rows fit only so);
+# the compositions (gtr_16+lazymar, ...) keep their schedule's clipped diffusion, so they compare with its row
 MODELS = ("mar_b", "mar_l", "mar_h")
 
 def table1(tflops, speed):
     return {m: (t, v) for m, t, v in zip(MODELS, tflops, speed)}
 
 
-# (table, label, sampler config, overrides, {model: (paper TFLOPs, paper Speed)}, note) -- from the paper.
+# (table, label, sampler config [+cache config], overrides, {model: (paper TFLOPs, paper Speed)} or None where the
+# paper has no such row, note) -- the paper's values copied from it.
 ROWS = [
     (1, "MAR (64)", "mar", {}, table1((14.49, 32.75, 64.52), (1.00, 1.00, 1.00)), ""),
     (1, "+Step=16", "mar_16", {}, table1((6.22, 13.42, 27.11), (2.33, 2.44, 2.38)), ""),
@@ -57,6 +56,13 @@ ROWS = [
      "printed 5.77 T sits near 14 steps, and its printed Speed 5.37 contradicts its own FLOPs (32.75 / 5.77 = 5.68)"),
     (1, "+GtR, 8-step-equivalent", "gtr_8", {}, table1((2.29, 5.18, 10.27), (6.33, 6.32, 6.28)),
      "steps (7, 1, 1); no schedule with the stated diffusion settings fits all three models to 1 %"),
+    (1, "+GtR-16 + LazyMAR (not in the paper)", "gtr_16+lazymar", {}, None,
+     "GtR-16's schedule with LazyMAR's caches (released defaults, step_map=index): on 19 AR steps no decoder "
+     "pruning (the keep ratios start at step 20); the encoder, condition and head caches act"),
+    (1, "+GtR-8 + LazyMAR (not in the paper)", "gtr_8+lazymar", {}, None,
+     "9 AR steps: steps 0-5 are full under the released rule, so only 6-8 use the token caches; the head cache acts "
+     "everywhere"),
+    (1, "+DiSA + LazyMAR (not in the paper)", "disa+lazymar", {}, None, "DiSA's 24 AR steps with LazyMAR's caches"),
     (1, "GtR as literally stated (rates 2.67/10.67/64)", "gtr", {}, table1((3.87, 8.85, 17.34), (3.74, 3.71, 3.72)),
      "the text's rates give 24 + 6 + 2 = 32 AR steps, incompatible with the paper's own FLOPs (shown for contrast)"),
     (3, "GtR* only (constant 100 diffusion steps, literal)", "gtr_star", {}, {"mar_h": (22.19, 2.90)},
@@ -89,35 +95,61 @@ TABLE2 = [
 ]
 
 
-def sampler_config(preset: str, name: str, overrides: dict) -> dict:
-    """The sampler section of ``scripts/sample.py``'s config for ``model=<preset> sampler=<name>``."""
-    cfg = compose_config(f"model={preset}", f"sampler={name}", *(f"sampler.{k}={v}" for k, v in overrides.items()))
-    return OmegaConf.to_container(cfg.sampler, resolve=True)
+def fmt(value: float | None, spec: str = ".2f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def compose_lines(rows: list[dict], cache_gain: dict[str, float]) -> list[str]:
+    """For each model and composed row: the schedule's speed alone, with LazyMAR, and the product of the schedule's
+    speed and LazyMAR's own gain on MAR's schedule (``cache_gain``: MAR at 41 AR steps without / with the cache),
+    which fully independent savings would reach."""
+    speed = {(r["model"], r["config"]): r["speed"] for r in rows if not r["overrides"]}
+    lines = ["| model | composition | schedule alone | with LazyMAR | LazyMAR's gain here | LazyMAR's gain on MAR (41 "
+             "steps) | product if independent |", "|---|---|---|---|---|---|---|"]
+    for model in MODELS:
+        for composed in ("gtr_16+lazymar", "gtr_8+lazymar", "disa+lazymar"):
+            alone, both = speed[model, composed.partition("+")[0]], speed[model, composed]
+            lines.append(f"| {PRESET_NAMES[model]} | `{composed}` | {alone:.2f}x | {both:.2f}x | x{both / alone:.2f} | "
+                         f"x{cache_gain[model]:.2f} | {alone * cache_gain[model]:.2f}x |")
+    gains = [speed[m, c] / speed[m, c.partition("+")[0]] for m in MODELS for c in ("gtr_16+lazymar", "gtr_8+lazymar")]
+    own = list(cache_gain.values())
+    both = [speed[m, c] for m in MODELS for c in ("gtr_16+lazymar", "gtr_8+lazymar")]
+    lines += ["", f"Verdict (FLOPs): the savings compose, in part. On GtR's schedules LazyMAR's caches multiply the "
+              f"speed by x{min(gains):.2f}-{max(gains):.2f}, less than the x{min(own):.2f}-{max(own):.2f} they give on "
+              f"MAR's own schedule: a short plan has fewer cached AR steps (the first 6 are full) and none late "
+              f"enough to prune the decoder. GtR + LazyMAR reaches {min(both):.1f}-{max(both):.1f}x the 64-step "
+              "baseline by FLOPs; whether quality holds there is a separate, measured question."]
+    return lines
 
 
 def main() -> None:
     argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
-    rows = []
+    rows, cache_gain = [], {}
     for preset in MODELS:
         counter = FlopsCounter(PRESETS[preset])
-        baseline = counter.sample(sampler_from_config(sampler_config(preset, "mar", {})), CLIP).total
+        baseline = counter.sample(sampler_from_config(sampling_options(preset, "mar")[0]), CLIP).total
+        lazy_options, lazy_cache = sampling_options(preset, "lazymar")
+        lazy_schedule = sampler_from_config(lazy_options)
+        cache_gain[preset] = (counter.sample(lazy_schedule).total
+                              / counter.sample(lazy_schedule, cache=cache_from_config(lazy_cache)).total)
         for table, label, name, overrides, paper, note in ROWS:
-            if preset not in paper:
+            if paper is not None and preset not in paper:
                 continue
-            options = sampler_config(preset, name, overrides)  # the model's official cfg (!= 1: CFG doubling)
-            schedule = sampler_from_config(options)
+            options, cache_options = sampling_options(preset, name, overrides)  # the model's cfg (!= 1: doubled)
+            schedule, cache = sampler_from_config(options), cache_from_config(cache_options)
             clip = None if name in UNCLIPPED else CLIP
-            counted = counter.sample(schedule, clip_timestep=clip)
-            if isinstance(schedule, LazyMARSampler):
-                check = "cached steps counted by running the sampler's own cached functions (no analytic model)"
+            counted = counter.sample(schedule, clip_timestep=clip, cache=cache)
+            paper_tflops, paper_speed = (None, None) if paper is None else paper[preset]
+            if cache.name != "none":
+                check = "cached steps counted by running the model's own cached passes (no analytic model)"
             else:
                 analytic = analytic_flops(PRESETS[preset], schedule, clip_timestep=clip)
                 check = f"analytic model agrees to {abs(counted.total / analytic.total - 1):.2%}"
             rows.append({
                 "table": table, "method": label, "model": preset, "config": name, "overrides": overrides,
-                "sampler_config": options,
-                "tflops": round(counted.tflops, 3), "paper_tflops": paper[preset][0],
-                "speed": round(baseline / counted.total, 2), "paper_speed": paper[preset][1],
+                "sampler_config": options, **({"cache_config": cache_options} if cache.name != "none" else {}),
+                "tflops": round(counted.tflops, 3), "paper_tflops": paper_tflops,
+                "speed": round(baseline / counted.total, 2), "paper_speed": paper_speed,
                 "ar_steps": len(schedule.plan(16, 16)),
                 "counted_by": f"torch FlopCounterMode on the real modules (meta device, MATH attention), "
                               f"diffusion clip_timestep={clip}; {check}",
@@ -135,12 +167,17 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        ratio = None if r["paper_tflops"] is None else r["tflops"] / r["paper_tflops"]
         lines.append(f"| {r['table']} | {PRESET_NAMES[r['model']]} | {r['method']} | {r['ar_steps']} | {r['tflops']:.2f} | "
-                     f"{r['paper_tflops']:.2f} | {r['tflops'] / r['paper_tflops']:.3f} | {r['speed']:.2f} | "
-                     f"{r['paper_speed']:.2f} |")
+                     f"{fmt(r['paper_tflops'])} | {fmt(ratio, '.3f')} | {r['speed']:.2f} | {fmt(r['paper_speed'])} |")
     lines += ["", "Notes:"] + [f"- {label}: {note}" for _, label, _, _, _, note in ROWS if note]
     lines += ["- Not here: Table 3's first row (neither GtR* nor GtR†, 45.13 T), whose schedule the paper does not "
               "give."]
+    lines += ["", "Do the savings compose? FLOPs speed over the 64-step baseline. LazyMAR's gain = FLOPs of a "
+              "schedule without / with the cache; \"product if independent\" = the schedule's speed x LazyMAR's gain "
+              "on MAR's own 41-step schedule.", ""] + compose_lines(rows, cache_gain)
+    lines += ["", "Quality of the compositions is measured where a model can be run: the Fashion-MNIST studies "
+              "(`scripts/toy_study.py`)."]
     write("flops", rows, lines)
     lightgen()
 
@@ -157,11 +194,12 @@ def lightgen() -> None:
     counter = FlopsCounter(LIGHTGEN_PRESETS["lightgen"])
     rows = []
     for block, label, name, paper_speed, note in TABLE2:
-        options = sampler_config("lightgen", name, {})
-        schedule = sampler_from_config(options)
-        counted = counter.sample(schedule)
+        options, cache_options = sampling_options("lightgen", name)
+        schedule, cache = sampler_from_config(options), cache_from_config(cache_options)
+        counted = counter.sample(schedule, cache=cache)
         rows.append({"block": block, "method": label, "model": "lightgen", "config": name, "overrides": {},
-                     "sampler_config": options, "ar_steps": len(schedule.plan(32, 32)),
+                     "sampler_config": options, **({"cache_config": cache_options} if cache.name != "none" else {}),
+                     "ar_steps": len(schedule.plan(32, 32)),
                      "tflops": round(counted.tflops, 3), "transformer_tflops": round(
                          (counted.encoder + counted.decoder) / 1e12, 3),
                      "diffusion_tflops": round(counted.diffusion / 1e12, 3), "paper_latency_speed": paper_speed,

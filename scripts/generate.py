@@ -11,14 +11,13 @@ from omegaconf import DictConfig
 
 from gtr.errors import GtRError
 from gtr.generate import generate
-from gtr.pipeline import CONFIGS
+from gtr.pipeline import CONFIGS, run_tag
 
 
 @hydra.main(config_path=str(CONFIGS), config_name="generate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     try:
-        from hydra.core.hydra_config import HydraConfig
-        record = generate(cfg, sampler_config=HydraConfig.get().runtime.choices.get("sampler"))
+        record = generate(cfg, sampler_config=run_tag(cfg.sampler.name))  # gtr_16, or gtr_16+lazymar
     except GtRError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

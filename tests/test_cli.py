@@ -63,6 +63,12 @@ def test_official_layout_mar_b_and_kl16_give_a_grid(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert (out / "grid.png").is_file() and (out / "images" / "00000.png").is_file()
     assert "cfg: 2.9" in (out / "config.yaml").read_text()  # MAR-B's official guidance scale by default
+    # GtR's schedule with LazyMAR's caches: one config line (tiny step counts: the weights are random)
+    composed = sample_cli("model=mar_b", "sampler=gtr_16", "cache=lazymar", f"weights.root={root}", "classes=[207]",
+                          "images_per_class=1", "sampler.steps=[2,1,1]", "sampler.t_max=2", "sampler.t_min=1",
+                          "sampler.t_rec=1", "sampler.t_detail=2", f"output_dir={tmp_path / 'composed'}")
+    assert composed.returncode == 0, composed.stderr[-3000:]
+    assert "name: lazymar" in (tmp_path / "composed" / "config.yaml").read_text()
 
 
 def compose(*overrides: str):

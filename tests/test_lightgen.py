@@ -9,7 +9,7 @@ import torch
 from conftest import DATA
 from gtr.errors import GtRError
 from gtr.models import LightGen, build_lightgen, lightgen_config, load_lightgen
-from gtr.sampling import build_sampler
+from gtr.sampling import NO_CACHE, build_cache, build_sampler
 from gtr.sampling.executor import make_rng, run_schedule
 
 PARITY = DATA / "tiny_lightgen_parity.pt"
@@ -109,10 +109,10 @@ def test_lazymar_port_all_full_is_lightgens_sampler_and_cached_steps_save_work(m
     model, texts = _parity_model()
     base = dict(num_iter=12, diffusion_steps=8, cfg=4.0, cfg_schedule="constant")
 
-    def run(sampler):
-        return run_schedule(model, sampler, texts, make_rng("per_image", 2, 0, None, "cpu"))
+    def run(sampler, cache=None):
+        return run_schedule(model, sampler, texts, make_rng("per_image", 2, 0, None, "cpu"), cache=cache)
 
-    def transformer_flops(runner_cls, sampler):
+    def transformer_flops(runner_cls, sampler, cache=None):
         spent = []
         original = runner_cls.transformer
 
@@ -122,31 +122,29 @@ def test_lazymar_port_all_full_is_lightgens_sampler_and_cached_steps_save_work(m
             spent.append(counter.get_total_flops())
             return out
         monkeypatch.setattr(runner_cls, "transformer", counted)
-        tokens = run(sampler)
+        tokens = run(sampler, cache)
         monkeypatch.undo()
         return tokens, sum(spent)
 
     mar, mar_flops = transformer_flops(ModelRunner, build_sampler("mar", **base))
-    full = run(build_sampler("lazymar", **base, start_step=12, head_refresh_every=1))
+    full = run(build_sampler("mar", **base), build_cache("lazymar", start_step=12, head_refresh_every=1))
     assert torch.equal(full, mar)  # every step full: LightGen's own sampler, bit for bit
-    cached = build_sampler("lazymar", **base, start_step=2, refresh_every=4, prune_layer=0, keep_ratios=[0.5])
-    lazy, lazy_flops = transformer_flops(LazyMARRunner, cached)
+    cached = build_cache("lazymar", start_step=2, refresh_every=4, prune_layer=0, keep_ratios=[0.5])
+    lazy, lazy_flops = transformer_flops(LazyMARRunner, build_sampler("mar", **base), cached)
     gap = ((lazy - mar).abs().mean() / mar.std()).item()
     assert 0 < gap < 0.25 and lazy_flops < 0.7 * mar_flops, (gap, lazy_flops / mar_flops)
 
 
 def test_lazymar_port_runs_cross_attention_on_the_kept_positions():
     """Image positions do not interact after the decoder, so the kept rows alone give the same z there."""
-    from gtr.sampling.lazymar import LightGenView
     model, texts = _parity_model()
-    view = LightGenView(model)
     cond = model.condition(texts)
     out = torch.randn(2, model.seq_len, model.config.width)
     kept = torch.tensor([[3, 70, 1000], [0, 5, 511]])
     with torch.no_grad():
         every = model.forward_text(out, cond)
-        z = view.finish(out, cond, kept)
-        assert torch.equal(view.finish(out, cond, None), every)
+        z = model.cached_output(out, cond, kept)
+        assert torch.equal(model.cached_output(out, cond, None), every)
     rows = kept[..., None].expand(-1, -1, z.shape[-1])
     torch.testing.assert_close(z.gather(1, rows), every.gather(1, rows), rtol=1e-5, atol=1e-5)
     assert (z.abs().sum(-1) > 0).sum() == kept.numel()
@@ -155,7 +153,8 @@ def test_lazymar_port_runs_cross_attention_on_the_kept_positions():
 @pytest.mark.parametrize("name, options", [
     ("mar", dict(num_iter=6)),
     ("gtr", dict(num_stages=4, steps=[2, 1, 1, 2])),
-    ("lazymar", dict(num_iter=8, start_step=2, refresh_every=3, prune_layer=0, keep_ratios=[0.5]))])
+    ("mar+lazymar", dict(num_iter=8)),
+    ("gtr+lazymar", dict(num_stages=4, steps=[3, 2, 1, 2]))])
 def test_flops_counter_counts_what_lightgen_runs(monkeypatch, name, options):
     """The counter's transformer FLOPs (text aligner, encoder, decoder, cross-attention) equal what the sampler's
     runner executes, counted on the real run."""
@@ -163,8 +162,10 @@ def test_flops_counter_counts_what_lightgen_runs(monkeypatch, name, options):
     from torch.utils.flop_counter import FlopCounterMode
     from gtr.eval.flops import FlopsCounter
     model, texts = _parity_model()
-    sampler = build_sampler(name, cfg=4.0, cfg_schedule="constant", **options)
-    runner_cls = type(sampler.runner(model))
+    schedule, _, cached = name.partition("+")
+    sampler = build_sampler(schedule, cfg=4.0, cfg_schedule="constant", **options)
+    cache = build_cache(cached, start_step=2, refresh_every=3, prune_layer=0, keep_ratios=[0.5]) if cached else None
+    runner_cls = type((cache or NO_CACHE).runner(model, sampler.plan(model.seq_h, model.seq_w)))
     spent = []
     original = runner_cls.transformer
 
@@ -176,8 +177,8 @@ def test_flops_counter_counts_what_lightgen_runs(monkeypatch, name, options):
     monkeypatch.setattr(runner_cls, "transformer", counted)
     with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as condition:
         model.condition(texts)
-    run_schedule(model, sampler, texts, make_rng("per_image", 2, 0, None, "cpu"))
-    flops = FlopsCounter(model.config).sample(sampler)
+    run_schedule(model, sampler, texts, make_rng("per_image", 2, 0, None, "cpu"), cache=cache)
+    flops = FlopsCounter(model.config).sample(sampler, cache=cache)
     assert len(texts) * (flops.encoder + flops.decoder) == sum(spent) + condition.get_total_flops()
 
 

@@ -56,11 +56,13 @@ def test_figure3_verdicts():
 
 def test_testbed16_rows_are_the_paper_configs_and_the_report_has_the_paper_layout(tmp_path):
     bed = TESTBEDS["fmnist16"]
-    from gtr.eval.study import sampler_options
+    from gtr.eval.study import sampling_options
     rows = {}
     for i, row in enumerate(bed.rows):  # every row resolves on the 16x16 model; hand-made quality numbers
-        rows[row.key] = {"group": row.group, "label": row.label, "config": row.config,
-                         "sampler": sampler_options(bed, row), "gflops": 100.0 / (1 + i), "ar_steps": 8,
+        sampler, cache = sampling_options(bed, row)
+        rows[row.key] = {"group": row.group, "label": row.label, "config": row.config, "sampler": sampler,
+                         **({"cache": cache} if cache["name"] != "none" else {}), "gflops": 100.0 / (1 + i),
+                         "ar_steps": 8,
                          **rows_with({row.key: [20.0 + i, 21.0 + i, 22.0 + i]})[row.key]}
     state = {"settings": {"samples": 3, "seeds": [0, 1, 2], "device": "cpu"}, "device": "test CPU", "rows": rows}
     text = report(bed, state, tmp_path / "toy_study_16x16")

@@ -9,8 +9,8 @@ from omegaconf import OmegaConf
 
 import gtr
 from conftest import REPO
-from gtr.eval.study import TESTBEDS, sampler_options
-from gtr.pipeline import compose_config, load_configured_model, load_image_tokenizer, sampler_from_config
+from gtr.eval.study import TESTBEDS, sampling_options
+from gtr.pipeline import cache_from_config, compose_config, load_configured_model, load_image_tokenizer, sampler_from_config
 
 BED = TESTBEDS["fmnist16"]
 
@@ -31,7 +31,7 @@ def test_shipped_pair_has_the_imagenet_token_grid(model_and_tokenizer):
 
 def test_the_paper_configs_run_unchanged_on_the_testbed():
     """The stage partition and step counts of the ImageNet configs apply as they are (64/64/128 stages)."""
-    steps = {row.key: len(sampler_from_config(sampler_options(BED, row)).plan(16, 16)) for row in BED.rows}
+    steps = {row.key: len(sampler_from_config(sampling_options(BED, row)[0]).plan(16, 16)) for row in BED.rows}
     assert steps["mar"] == 64 and steps["mar_16"] == 16 and steps["mar_8"] == 8
     assert steps["gtr_16"] == 19 and steps["gtr_8"] == 9 and steps["lazymar"] == 41 and steps["disa"] == 24
 
@@ -40,14 +40,14 @@ def test_the_paper_configs_run_unchanged_on_the_testbed():
 def test_every_study_row_samples_on_the_shipped_model(model_and_tokenizer, key):
     model, tokenizer = model_and_tokenizer
     row = next(r for r in BED.rows if r.key == key)
-    options = sampler_options(BED, row)
+    options, cache = sampling_options(BED, row)
     for name in ("diffusion_steps", "t_max", "t_min", "t_rec", "t_detail", "upper_steps", "constant_steps"):
         if name in options:  # few diffusion steps: the code path, not the quality
             options[name] = {"t_max": 4, "t_detail": 4, "upper_steps": 4}.get(name, 2)
     if "lower_steps" in options:
         options["lower_steps"] = 2
     with torch.no_grad():
-        latents = gtr.sample(model, sampler_from_config(options), [0, 7], seed=0)
+        latents = gtr.sample(model, sampler_from_config(options), [0, 7], seed=0, cache=cache_from_config(cache))
         images = tokenizer.decode(latents)
     assert latents.shape == (2, 4, 16, 16) and images.shape == (2, 1, 32, 32) and torch.isfinite(images).all()
 

@@ -21,10 +21,13 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from gtr.errors import GtRError
 from gtr.models.diffusion import respaced_timesteps
 from gtr.models.lightgen import LightGen, LightGenConfig
 from gtr.models.mar import MAR, MARConfig
-from gtr.sampling.lazymar import HeadCache, LazyMARSampler, LightGenView, cached_decoder, cached_encoder, cached_head
+from gtr.models.diffusion_head import HeadCache
+from gtr.sampling.cache import Cache
+from gtr.sampling.lazymar import LazyMARCache
 from gtr.sampling.rng import PerImageRNG
 from gtr.sampling.schedule import ARStep, Schedule, check_plan
 
@@ -141,9 +144,12 @@ class FlopsCounter:
     def diffusion_step(self, rows: int) -> int:
         return self._component("diffusion_step", 0)(rows)
 
-    def sample(self, schedule: Schedule, clip_timestep: int | None = None) -> Flops:
-        if isinstance(schedule, LazyMARSampler):
-            return self.sample_lazymar(schedule, clip_timestep)
+    def sample(self, schedule: Schedule, clip_timestep: int | None = None, cache: Cache | None = None) -> Flops:
+        """Per-image FLOPs of ``schedule`` run through ``cache`` (None: no cache)."""
+        if isinstance(cache, LazyMARCache):
+            return self.sample_lazymar(schedule, cache, clip_timestep)
+        if cache is not None and cache.name != "none":
+            raise GtRError(f"the FLOPs counter does not know cache {cache.name!r}")
         m = self.model
         plan = schedule.plan(m.seq_h, m.seq_w)
         check_plan(plan, m.seq_len, schedule.name)
@@ -159,29 +165,24 @@ class FlopsCounter:
             known += step.num_tokens
         return Flops(float(encoder), float(decoder), float(diffusion))
 
-    # LazyMAR: its cached steps run the very functions the sampler runs (gtr.sampling.lazymar), here on meta tensors.
+    # LazyMAR: its cached steps run the very model methods the runner calls (gtr.models.cached), on meta tensors.
     def _kv(self, length: int, layers: int) -> list[torch.Tensor]:
         heads = self.config.encoder_num_heads
         return [self._meta(1, heads, length, self.width // heads) for _ in range(layers)]
-
-    @functools.cached_property
-    def _view(self) -> LightGenView:
-        return LightGenView(self.model)
 
     def _count_cached_encoder(self, known: int, new: int) -> int:
         m, c = self.model, self.config
         tokens = self._meta(1, new, m.token_dim)
         positions = self._meta(1, new, dtype=torch.long)
         kv = self._kv(self.buffer + known - new, c.encoder_depth)
-        if self.text:
-            return count_flops(lambda: self._view.encode(tokens, positions, None, kv, list(kv)))
-        return count_flops(lambda: cached_encoder(m, tokens, positions, self._meta(1, self.width), kv, list(kv)))
+        cond = None if self.text else self._meta(1, self.width)
+        return count_flops(lambda: m.encode_cached(tokens, positions, cond, kv, list(kv)))
 
     def _count_cached_text(self, rows: int) -> int:
         """LightGen's cached steps: the cross-attention blocks on the ``rows`` positions the decoder kept."""
         out = self._meta(1, self.model.seq_len, self.width)
         kept = self._meta(1, rows, dtype=torch.long)
-        return count_flops(lambda: self._view.finish(out, self._text(1), kept))
+        return count_flops(lambda: self.model.cached_output(out, self._text(1), kept))
 
     @functools.lru_cache(maxsize=None)
     def _cached_text_in_rows(self):
@@ -196,7 +197,7 @@ class FlopsCounter:
         x = self._meta(1, length, self.width)
         kv = self._kv(length, c.decoder_depth)
         forced = self._meta(1, 1, dtype=torch.long)  # which positions are forced costs nothing
-        return count_flops(lambda: cached_decoder(m, x, kv, list(kv), forced, keep, prune_layer))
+        return count_flops(lambda: m.decode_pruned(x, kv, list(kv), forced, keep, prune_layer))
 
     @functools.lru_cache(maxsize=None)
     def _cached_encoder_fit(self):
@@ -239,34 +240,36 @@ class FlopsCounter:
         if not full:
             cache.mlp = {j: self._meta(rows, c.diffloss_w) for j in range(c.diffloss_d)}
             cache.delta = dict(cache.mlp)
-        return count_flops(lambda: cached_head(net, x, t, net.cond_embed(z), cache, full, recompute, delta_blocks,
-                                               rows))
+        return count_flops(lambda: net.forward_cached(x, t, net.cond_embed(z), cache, full, recompute, delta_blocks,
+                                                      rows))
 
-    def sample_lazymar(self, schedule: LazyMARSampler, clip_timestep: int | None = None) -> Flops:
+    def sample_lazymar(self, schedule: Schedule, cache: LazyMARCache, clip_timestep: int | None = None) -> Flops:
+        """Any schedule under LazyMAR, following the cache's own walk of the plan (``LazyMARCache.walk``, which its
+        runner follows too) and its head rules."""
         m = self.model
         plan = schedule.plan(m.seq_h, m.seq_w)
         check_plan(plan, m.seq_len, schedule.name)
         halves = 2 if schedule.guided else 1
         encoder, decoder, diffusion = self.condition, 0, 0
         known, previous = 0, 0
-        for index, step in enumerate(plan):
-            if index == 0 or schedule.full_step(index):
+        for index, (step, mode) in enumerate(zip(plan, cache.walk(len(plan)))):
+            if mode.full:
                 encoder += self.encoder(halves, known)
                 decoder += self.decoder(halves, known)
             else:
-                keep = schedule.keep_count(index, step.num_tokens, previous, self.buffer + m.seq_len)
+                keep = cache.keep_count(mode, step.num_tokens, previous, self.buffer + m.seq_len)
                 encoder += self.cached_encoder(known, previous)
-                kept = keep if schedule.prune_layer < self.config.decoder_depth else m.seq_len
-                decoder += self.cached_decoder(keep, schedule.prune_layer) + self.cached_text(kept)
+                kept = keep if cache.prune_layer < self.config.decoder_depth else m.seq_len
+                decoder += self.cached_decoder(keep, cache.prune_layer) + self.cached_text(kept)
             for num_steps, count in diffusion_step_histogram(schedule, index, step, self.width):
                 total = effective_diffusion_steps(num_steps, clip_timestep)
-                if not schedule.head_cache:
+                if not cache.head_cache:
                     diffusion += total * self.diffusion_step(halves * count)
                     continue
                 for i in range(total):
-                    full = schedule.head_full(i, total)
+                    full = cache.head_full(i, total)
                     diffusion += self.cached_head(halves * count if full else count, full,
-                                                  schedule.head_recompute(i, total), schedule.head_delta_blocks)
+                                                  cache.head_recompute(i, total), cache.head_delta_blocks)
             known, previous = known + step.num_tokens, step.num_tokens
         return Flops(float(encoder), float(decoder), float(diffusion))
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 from gtr.errors import GtRError
 from gtr.eval.paper import TABLE1, TABLE3, TABLE4, TABLE5, paper_values
@@ -33,10 +32,10 @@ from gtr.files import write_json, write_text
 @dataclass(frozen=True)
 class Row:
     key: str
-    group: str   # baseline | gtr | ablation | baselines | order (plot markers)
+    group: str   # baseline | gtr | ablation | baselines | order | cached (plot markers)
     label: str
-    config: str  # a sampler config of configs/sampler, run as it is ...
-    overrides: Mapping = field(default_factory=dict)  # ... except for these options
+    config: str  # a sampler config of configs/sampler ("+<cache>": with that cache), run as it is ...
+    overrides: Mapping = field(default_factory=dict)  # ... except for these sampler options
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,10 @@ FMNIST_ROWS = (
     Row("halton_8", "baselines", "Halton, 8 AR steps", "halton", {"num_iter": 8}),
     Row("lazymar_16", "baselines", "LazyMAR, 16 AR steps (released defaults; 3 decoder layers: no pruning)",
         "lazymar", {"num_iter": 16}),
+    Row("gtr_10_lazymar", "cached", "GtR (6, 2, 2) + LazyMAR's caches (not in the paper)", "gtr+lazymar",
+        {"steps": [6, 2, 2]}),
+    Row("disa_16_lazymar", "cached", "DiSA 16 AR steps + LazyMAR's caches (not in the paper)", "disa+lazymar",
+        {"num_iter": 16}),
     Row("gtr_fts_random", "ablation", "FTS: random tokens", "gtr", {"steps": [6, 2, 2], "fts_selection": "random"}),
     Row("gtr_fts_low", "ablation", "FTS: low-frequency tokens", "gtr", {"steps": [6, 2, 2], "fts_selection": "low"}),
     Row("gtr_fts_all", "ablation", "FTS: all tokens (Full-Enhanced)", "gtr",
@@ -102,39 +105,43 @@ FMNIST_CLAIMS = (
           (("gtr_10", "gtr_no_fts"), ("gtr_10", "gtr_fts_random"), ("gtr_10", "gtr_fts_low")), "better"),
     Claim("Table 5: the GtR order beats raster and subsample orders",
           (("gtr_10", "order_raster"), ("gtr_10", "order_subsample")), "better"),
+    Claim("Not in the paper: LazyMAR's caches on top of GtR / DiSA keep their quality",
+          (("gtr_10_lazymar", "gtr_10"), ("disa_16_lazymar", "disa_16")), "not worse"),
 )
 
 
-def _paper_rows() -> tuple[Row, ...]:
-    """The 16x16 testbed's rows: the premise baselines, then every Table 1, 3, 4, 5 row that applies to one model,
-    each the paper's own sampler config (the same grid as ImageNet MAR, so nothing is re-tuned)."""
-    rows = [  # the premise first: the study is only valid if it holds
-        Row("mar_8", "baseline", "MAR, 8 AR steps (Step=8)", "mar_8"),
-        Row("mar", "baseline", "MAR, 64 AR steps (reference)", "mar"),
-        Row("mar_16", "baseline", "MAR, 16 AR steps (Step=16)", "mar_16"),
-        Row("mar_32", "baseline", "MAR, 32 AR steps", "mar", {"num_iter": 32}),
-        Row("gtr_16", "gtr", "GtR (15, 2, 2) = 19 AR steps (16-step block)", "gtr_16"),
-        Row("gtr_8", "gtr", "GtR (7, 1, 1) = 9 AR steps (8-step block)", "gtr_8"),
-        Row("halton", "baselines", "Halton, 16 AR steps", "halton"),
-        Row("disa", "baselines", "DiSA 50->5, 24 AR steps (\"Step=16\" block)", "disa"),
-        Row("lazymar", "baselines", "LazyMAR, 41 AR steps (\"Step=16\" block)", "lazymar"),
-        Row("halton_8", "baselines", "Halton, 8 AR steps", "halton_8"),
-        Row("disa_16", "baselines", "DiSA 50->5, 16 AR steps (\"Step=8\" block)", "disa_16"),
-        Row("disa_8", "baselines", "DiSA 50->5, 8 AR steps", "disa_8"),
-        Row("lazymar_8", "baselines", "LazyMAR, 15 AR steps (\"Step=8\" block)", "lazymar_8"),
-        Row("gtr", "gtr", "GtR as literally stated (rates 2.67/10.67/64: 32 AR steps)", "gtr"),
-        Row("gtr_star", "ablation", "GtR* only (constant 50 diffusion steps, GtR order)", "gtr_star",
-            {"constant_steps": 50}),
-        Row("gtr_dagger", "ablation", "GtR† only (stage-aware steps, random order)", "gtr_dagger"),
-        Row("gtr_16_no_fts", "ablation", "GtR* + GtR†, no FTS", "gtr_16", {"fts": False}),
-        Row("gtr_fts_random", "ablation", "FTS: random tokens", "gtr_fts_random"),
-        Row("gtr_fts_low", "ablation", "FTS: low-frequency tokens", "gtr_fts_low"),
-        Row("gtr_fts_all", "ablation", "FTS: all tokens (Full-Enhanced)", "gtr_fts_all"),
-        Row("gtr_order_raster", "order", "Table 5: raster order", "gtr_order_raster"),
-        Row("gtr_order_subsample", "order", "Table 5: subsample order", "gtr_order_subsample"),
-        Row("gtr_order_random", "order", "Table 5: random order", "gtr_order_random"),
-    ]
-    return tuple(rows)
+# The 16x16 testbed's rows: the premise baselines first (the study is only valid if it holds), then every Table 1,
+# 3, 4, 5 row that applies to one model, each the paper's own sampler config (the same grid as ImageNet MAR, so
+# nothing is re-tuned), then GtR / DiSA with LazyMAR's caches (not in the paper).
+FMNIST16_ROWS = (
+    Row("mar_8", "baseline", "MAR, 8 AR steps (Step=8)", "mar_8"),
+    Row("mar", "baseline", "MAR, 64 AR steps (reference)", "mar"),
+    Row("mar_16", "baseline", "MAR, 16 AR steps (Step=16)", "mar_16"),
+    Row("mar_32", "baseline", "MAR, 32 AR steps", "mar", {"num_iter": 32}),
+    Row("gtr_16", "gtr", "GtR (15, 2, 2) = 19 AR steps (16-step block)", "gtr_16"),
+    Row("gtr_8", "gtr", "GtR (7, 1, 1) = 9 AR steps (8-step block)", "gtr_8"),
+    Row("halton", "baselines", "Halton, 16 AR steps", "halton"),
+    Row("disa", "baselines", "DiSA 50->5, 24 AR steps (\"Step=16\" block)", "disa"),
+    Row("lazymar", "baselines", "LazyMAR, 41 AR steps (\"Step=16\" block)", "lazymar"),
+    Row("halton_8", "baselines", "Halton, 8 AR steps", "halton_8"),
+    Row("disa_16", "baselines", "DiSA 50->5, 16 AR steps (\"Step=8\" block)", "disa_16"),
+    Row("disa_8", "baselines", "DiSA 50->5, 8 AR steps", "disa_8"),
+    Row("lazymar_8", "baselines", "LazyMAR, 15 AR steps (\"Step=8\" block)", "lazymar_8"),
+    Row("gtr", "gtr", "GtR as literally stated (rates 2.67/10.67/64: 32 AR steps)", "gtr"),
+    Row("gtr_star", "ablation", "GtR* only (constant 50 diffusion steps, GtR order)", "gtr_star",
+        {"constant_steps": 50}),
+    Row("gtr_dagger", "ablation", "GtR† only (stage-aware steps, random order)", "gtr_dagger"),
+    Row("gtr_16_no_fts", "ablation", "GtR* + GtR†, no FTS", "gtr_16", {"fts": False}),
+    Row("gtr_fts_random", "ablation", "FTS: random tokens", "gtr_fts_random"),
+    Row("gtr_fts_low", "ablation", "FTS: low-frequency tokens", "gtr_fts_low"),
+    Row("gtr_fts_all", "ablation", "FTS: all tokens (Full-Enhanced)", "gtr_fts_all"),
+    Row("gtr_order_raster", "order", "Table 5: raster order", "gtr_order_raster"),
+    Row("gtr_order_subsample", "order", "Table 5: subsample order", "gtr_order_subsample"),
+    Row("gtr_order_random", "order", "Table 5: random order", "gtr_order_random"),
+    Row("gtr_16_lazymar", "cached", "GtR-16 + LazyMAR's caches (not in the paper)", "gtr_16+lazymar"),
+    Row("gtr_8_lazymar", "cached", "GtR-8 + LazyMAR's caches (not in the paper)", "gtr_8+lazymar"),
+    Row("disa_lazymar", "cached", "DiSA 24 AR steps + LazyMAR's caches (not in the paper)", "disa+lazymar"),
+)
 
 
 FMNIST16_CLAIMS = (
@@ -160,6 +167,8 @@ FMNIST16_CLAIMS = (
     Claim("Table 5: the GtR order beats raster, subsample and random orders",
           (("gtr_16", "gtr_order_raster"), ("gtr_16", "gtr_order_subsample"), ("gtr_16", "gtr_order_random")),
           "better"),
+    Claim("Not in the paper: LazyMAR's caches on top of GtR / DiSA keep their quality",
+          (("gtr_16_lazymar", "gtr_16"), ("gtr_8_lazymar", "gtr_8"), ("disa_lazymar", "disa")), "not worse"),
 )
 
 TESTBEDS = {
@@ -168,7 +177,7 @@ TESTBEDS = {
                       FMNIST_CLAIMS, figure3_completion_steps=8),
     "fmnist16": Testbed("fmnist16", "mar_fmnist16",
                         "Does GtR hold? The paper's claims on the 16x16-token Fashion-MNIST MAR", "toy_study_16x16",
-                        "mar", _paper_rows(), ("mar", "mar_8", "gtr_16", "gtr_dagger"), FMNIST16_CLAIMS,
+                        "mar", FMNIST16_ROWS, ("mar", "mar_8", "gtr_16", "gtr_dagger"), FMNIST16_CLAIMS,
                         figure3_completion_steps=32, paper_tables=True),
 }
 
@@ -250,16 +259,19 @@ def figure3_line(f3: Mapping) -> str:
 # Measuring
 
 
-def sampler_options(bed: Testbed, row: Row) -> dict:
-    """The resolved options of a row's sampler config on the testbed's model, with the row's overrides."""
-    from gtr.pipeline import compose_config
-    cfg = compose_config(f"model={bed.model}", f"sampler={row.config}")
-    options = OmegaConf.to_container(cfg.sampler, resolve=True)
-    options.update(row.overrides)
-    return options
+def sampling_options(bed: Testbed, row: Row) -> tuple[dict, dict]:
+    """The resolved sampler and cache options of a row's config on the testbed's model, with the row's overrides."""
+    from gtr.pipeline import sampling_options as resolved
+    return resolved(bed.model, row.config, row.overrides)
 
 
-def generate(model, tokenizer, sampler, count: int, seed: int, batch_size: int
+def built(row_state: Mapping):
+    """The sampler and cache of a measured row (rows measured before the cache axis have no ``cache``)."""
+    from gtr.pipeline import cache_from_config, sampler_from_config
+    return sampler_from_config(row_state["sampler"]), cache_from_config(row_state.get("cache"))
+
+
+def generate(model, tokenizer, sampler, count: int, seed: int, batch_size: int, cache=None
              ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """``count`` class-balanced images (label = id % 10) from seed ``seed``: uint8 [N, H, W, 3], labels, sampling
     seconds (the VAE not timed)."""
@@ -270,7 +282,7 @@ def generate(model, tokenizer, sampler, count: int, seed: int, batch_size: int
     for start in range(0, count, batch_size):
         ids = list(range(start, min(count, start + batch_size)))
         t0 = time.perf_counter()
-        latents = gtr.sample(model, sampler, labels[ids], seed=seed, image_ids=ids)
+        latents = gtr.sample(model, sampler, labels[ids], seed=seed, image_ids=ids, cache=cache)
         if latents.is_cuda:
             torch.cuda.synchronize(latents.device)
         seconds += time.perf_counter() - t0
@@ -289,7 +301,7 @@ def figure3(bed: Testbed, model, tokenizer, extractor, count: int, seeds: int, o
     from gtr.sampling.completion import CompletionSampler, block_mask, checkerboard_mask
     from gtr.tokenizers import to_uint8
     rows = {r.key: r for r in bed.rows}
-    base = sampler_from_config(sampler_options(bed, rows[bed.reference_row]))
+    base = sampler_from_config(sampling_options(bed, rows[bed.reference_row])[0])
     labels = torch.arange(count) % 10
     reference = model.patchify(gtr.sample(model, base, labels, seed=10_000))
     reference_image = to_uint8(tokenizer.decode(model.unpatchify(reference[:1])))[0].cpu()
@@ -348,7 +360,7 @@ def measure_rows(bed: Testbed, state: dict, keys: Sequence[str], device: torch.d
     from gtr.eval.fashion import FashionExtractor, parse_reference, reference_statistics, score
     from gtr.eval.flops import FlopsCounter
     from gtr.eval.latency import device_name
-    from gtr.pipeline import compose_config, load_configured_model, load_image_tokenizer, sampler_from_config
+    from gtr.pipeline import compose_config, load_configured_model, load_image_tokenizer
     cfg = compose_config(f"model={bed.model}")
     model = load_configured_model(cfg, device)
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
@@ -367,16 +379,17 @@ def measure_rows(bed: Testbed, state: dict, keys: Sequence[str], device: torch.d
     rows = {r.key: r for r in bed.rows}
     for key in keys:
         row = rows[key]
-        options = sampler_options(bed, row)
-        sampler = sampler_from_config(options)
+        options, cache_options = sampling_options(bed, row)
+        cached = {"cache": cache_options} if cache_options["name"] != "none" else {}
+        sampler, cache = built({"sampler": options, **cached})
         per_seed = []
         for seed in seeds:
-            images, labels, seconds = generate(model, tokenizer, sampler, samples, seed, batch_size)
+            images, labels, seconds = generate(model, tokenizer, sampler, samples, seed, batch_size, cache)
             scores = score(images, labels, extractor, reference).as_dict()
             per_seed.append({"seed": seed, "s_per_image": seconds / samples, **scores})
             print(f"{key} seed {seed}: {per_seed[-1]}", flush=True)
-        flops = counter.sample(sampler, cfg.diffusion.clip_timestep).total
-        state["rows"][key] = {"group": row.group, "label": row.label, "config": row.config, "sampler": options,
+        flops = counter.sample(sampler, cfg.diffusion.clip_timestep, cache).total
+        state["rows"][key] = {"group": row.group, "label": row.label, "config": row.config, "sampler": options, **cached,
                               "gflops": flops / 1e9, "ar_steps": len(sampler.plan(model.seq_h, model.seq_w)),
                               "per_seed": per_seed}
         write_json(json_path, state)
@@ -388,7 +401,7 @@ def time_on_cpu(bed: Testbed, state: dict, keys: Sequence[str], images: int, jso
     after a small warm-up, so a study measured on a GPU still reports CPU speed-ups measured side by side."""
     import gtr
     from gtr.eval.latency import device_name
-    from gtr.pipeline import compose_config, load_configured_model, sampler_from_config
+    from gtr.pipeline import compose_config, load_configured_model
     rows = [key for key in keys if key in state["rows"] and "cpu_s_per_image" not in state["rows"][key]]
     if not rows:
         return
@@ -400,10 +413,10 @@ def time_on_cpu(bed: Testbed, state: dict, keys: Sequence[str], images: int, jso
                        "cpu_s_per_image fields (or pass --cpu-timing 0) to time them all on this one")
     state["cpu_timing"] = {"device": cpu, "images": images}
     for key in rows:
-        sampler = sampler_from_config(state["rows"][key]["sampler"])
-        gtr.sample(model, sampler, labels[:2], seed=0)  # warm-up
+        sampler, cache = built(state["rows"][key])
+        gtr.sample(model, sampler, labels[:2], seed=0, cache=cache)  # warm-up
         start = time.perf_counter()
-        gtr.sample(model, sampler, labels, seed=0)
+        gtr.sample(model, sampler, labels, seed=0, cache=cache)
         state["rows"][key]["cpu_s_per_image"] = (time.perf_counter() - start) / images
         print(f"{key}: {state['rows'][key]['cpu_s_per_image'] * 1e3:.1f} ms per image on the CPU", flush=True)
         write_json(json_path, state)
@@ -492,8 +505,9 @@ def _all_rows_table(bed: Testbed, rows: Mapping, cpu: bool, timed: str) -> list[
 
 def _find(bed: Testbed, rows: Mapping, config: str, overrides: Mapping) -> str | None:
     """The measured row that runs exactly the sampler of (config, overrides) on this testbed."""
-    wanted = sampler_options(bed, Row("", "", "", config, overrides))
-    return next((key for key, row in rows.items() if row["sampler"] == wanted), None)
+    sampler, cache = sampling_options(bed, Row("", "", "", config, overrides))
+    return next((key for key, row in rows.items()
+                 if row["sampler"] == sampler and row.get("cache", {"name": "none"}) == cache), None)
 
 
 def _paper_tables(bed: Testbed, rows: Mapping, cpu: bool) -> list[str]:
@@ -585,7 +599,7 @@ def report(bed: Testbed, state: dict, out: Path) -> str:
 
 
 MARKERS = {"baseline": ("o", "tab:blue"), "gtr": ("*", "tab:red"), "ablation": ("s", "tab:orange"),
-           "baselines": ("D", "tab:green"), "order": ("^", "tab:purple")}
+           "baselines": ("D", "tab:green"), "order": ("^", "tab:purple"), "cached": ("P", "tab:brown")}
 
 
 def place_labels(ax, points: Sequence[tuple[float, float]], texts: Sequence[str], fontsize: float = 6.5) -> list:

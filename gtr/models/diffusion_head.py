@@ -6,7 +6,8 @@ Parameter names follow the official checkpoints (``diffloss.net.*``).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -97,6 +98,38 @@ class SimpleMLPAdaLN(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.forward_embedded(x, t, self.cond_embed(z))
+
+    def forward_cached(self, x: torch.Tensor, t: torch.Tensor, c_emb: torch.Tensor, cache: "HeadCache", full: bool,
+                       recompute_mlp: bool, delta_blocks: Sequence[int], rows: int) -> torch.Tensor:
+        """:meth:`forward_embedded` with a block cache (LazyMAR's head cache). ``full``: every block runs and
+        leaves, for the leading ``rows`` rows, its MLP output and (``delta_blocks``) its residual delta in
+        ``cache``; otherwise the delta blocks add their cached delta and the others recompute adaLN with the cached
+        MLP output (recomputed instead when ``recompute_mlp``)."""
+        y = self.time_embed(t.reshape(-1)) + c_emb
+        h = self.input_proj(x)
+        for j, block in enumerate(self.res_blocks):
+            if not full and j in delta_blocks:
+                h = h + cache.delta[j]
+                continue
+            shift, scale, gate = block.adaLN_modulation(y).chunk(3, dim=-1)
+            if full or recompute_mlp:
+                mlp = block.mlp(modulate(block.in_ln(h), shift, scale))
+                cache.mlp[j] = mlp[:rows]
+            else:
+                mlp = cache.mlp[j]
+            new = h + gate * mlp
+            if full and j in delta_blocks:
+                cache.delta[j] = (new - h)[:rows]
+            h = new
+        return self.final_layer(h, y)
+
+
+@dataclass
+class HeadCache:
+    """What a full evaluation of the diffusion MLP leaves for the cached ones of the same loop (leading rows)."""
+    mlp: dict = field(default_factory=dict)
+    delta: dict = field(default_factory=dict)
+    cfg_delta: torch.Tensor | None = None
 
 
 def guided(cond_out: torch.Tensor, uncond_eps: torch.Tensor, cfg_scale: float) -> torch.Tensor:

@@ -21,6 +21,7 @@ from timm.layers import Mlp
 from timm.models.vision_transformer import Block
 
 from gtr.errors import GtRError
+from gtr.models.cached import CachedPasses
 from gtr.models.diffusion_head import DiffusionHead
 from gtr.models.mar import MAR, TokenGridConfig, replace_checked
 
@@ -119,7 +120,13 @@ class TextEmbedding(nn.Module):
         return self.text_aligner_norm(x)
 
 
-class LightGen(nn.Module):
+class LightGen(CachedPasses, nn.Module):
+    """Caches (gtr.models.cached): no buffer; the encoder and decoder never see the text, which enters through the
+    cross-attention blocks after the decoder, so a cache's pruned decoder hands those blocks only its kept positions
+    and the CFG difference is taken on z."""
+    buffer_size = 0
+    guidance_site = "output"
+
     patchify = MAR.patchify
     unpatchify = MAR.unpatchify
 
@@ -223,6 +230,22 @@ class LightGen(nn.Module):
         for block in self.cross_attn_blocks:
             x = block(x, cond)
         return self.cross_norm(x)
+
+    # ----------------------------------------------------------------------------------------------------------
+    def encoder_queries(self, new_tokens: torch.Tensor, new_positions: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        table = self.position_table(self.encoder_pos_embed_learned)
+        return self.z_proj_ln(self.z_proj(new_tokens) + table[new_positions])
+
+    def decoder_positions(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.position_table(self.decoder_pos_embed_learned)[rows]
+
+    def cached_output(self, out: torch.Tensor, cond: torch.Tensor, kept: torch.Tensor | None) -> torch.Tensor:
+        """z at the kept positions (all when ``kept`` is None), zeros elsewhere (never read)."""
+        if kept is None:
+            return self.forward_text(out, cond)
+        rows = kept[..., None].expand(-1, -1, out.shape[-1])
+        z = self.forward_text(torch.gather(out, 1, rows), cond, kept)
+        return torch.zeros_like(out).scatter(1, rows, z.to(out.dtype))
 
 
 def build_lightgen(preset: str = "lightgen", seed: int | None = 0, device: str | torch.device = "cpu",

@@ -15,6 +15,7 @@ import torch.nn as nn
 from timm.models.vision_transformer import Block
 
 from gtr.errors import GtRError
+from gtr.models.cached import CachedPasses
 from gtr.models.diffusion_head import DiffusionHead
 
 
@@ -103,7 +104,9 @@ def mar_config(preset: str | None = None, **overrides) -> MARConfig:
     return replace_checked(base, overrides, "MAR")
 
 
-class MAR(nn.Module):
+class MAR(CachedPasses, nn.Module):
+    guidance_site = "decoder"  # LazyMAR's released code takes the CFG difference before decoder_norm
+
     def __init__(self, config: MARConfig):
         super().__init__()
         c = self.config = config
@@ -230,3 +233,19 @@ class MAR(nn.Module):
             x = block(x)
         x = self.decoder_norm(x)
         return x[:, buf:] + self.diffusion_pos_embed_learned
+
+    # ----------------------------------------------------------------------------------------------------------
+    # What caches reuse (gtr.models.cached): a buffer of class tokens leads the encoder and the decoder.
+    def encoder_queries(self, new_tokens: torch.Tensor, new_positions: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Encoder input rows of the buffer and of new tokens at raster positions ``new_positions`` [B, n]."""
+        buf = self.buffer_size
+        pos = self.encoder_pos_embed_learned[0]
+        buffer = cond[:, None, :] + pos[:buf]
+        return self.z_proj_ln(torch.cat([buffer, self.z_proj(new_tokens) + pos[buf + new_positions]], dim=1))
+
+    def decoder_positions(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.decoder_pos_embed_learned[0][rows]
+
+    def cached_output(self, out: torch.Tensor, cond: torch.Tensor, kept: torch.Tensor | None) -> torch.Tensor:
+        """z [B, N, D] from the last decoder features [B, buf + N, D] (rows outside ``kept`` are never read)."""
+        return self.decoder_norm(out)[:, self.buffer_size:] + self.diffusion_pos_embed_learned

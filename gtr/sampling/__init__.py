@@ -1,32 +1,44 @@
-"""Samplers (schedules), their registry, and the executor that runs them."""
+"""Samplers (schedules) and caches, their registries, and the executor that runs any schedule with any cache."""
 from __future__ import annotations
 
 import dataclasses
 
 from gtr.errors import GtRError
 from gtr.sampling.baselines import DiSASampler, HaltonSampler
+from gtr.sampling.cache import NO_CACHE, Cache
 from gtr.sampling.executor import run_schedule
 from gtr.sampling.gtr import GtRSampler
-from gtr.sampling.lazymar import LazyMARSampler
+from gtr.sampling.lazymar import LazyMARCache
 from gtr.sampling.mar import MARSampler
 from gtr.sampling.schedule import ARStep, Schedule
 
 SAMPLERS: dict[str, type[Schedule]] = {"mar": MARSampler, "gtr": GtRSampler, "halton": HaltonSampler,
-                                       "disa": DiSASampler, "lazymar": LazyMARSampler}
+                                       "disa": DiSASampler}
+CACHES: dict[str, type[Cache]] = {"none": Cache, "lazymar": LazyMARCache}
+
+
+def _build(kind: str, registry: dict, name: str, options: dict):
+    if name not in registry:
+        hint = " (LazyMAR is a cache: build_cache('lazymar') with any sampler)" if name == "lazymar" else ""
+        raise GtRError(f"unknown {kind} {name!r}: choose one of {', '.join(registry)}{hint}")
+    cls = registry[name]
+    fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        valid = f"valid ones are {', '.join(sorted(fields))}" if fields else "it takes none"
+        raise GtRError(f"{kind} {name!r} has no option(s) {', '.join(unknown)}: {valid}")
+    return cls(**options)
 
 
 def build_sampler(name: str, **options) -> Schedule:
     """A sampler by registry name with its hyperparameters; unknown names or options are one-line errors."""
-    if name not in SAMPLERS:
-        raise GtRError(f"unknown sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
-    cls = SAMPLERS[name]
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(options) - fields)
-    if unknown:
-        raise GtRError(f"sampler {name!r} has no option(s) {', '.join(unknown)}: valid ones are "
-                       f"{', '.join(sorted(fields))}")
-    return cls(**options)
+    return _build("sampler", SAMPLERS, name, options)
 
 
-__all__ = ["ARStep", "Schedule", "SAMPLERS", "build_sampler", "run_schedule", "GtRSampler", "MARSampler", "HaltonSampler",
-           "DiSASampler", "LazyMARSampler"]
+def build_cache(name: str = "none", **options) -> Cache:
+    """A cache by registry name (``none``, ``lazymar``) with its options, for any sampler."""
+    return _build("cache", CACHES, name, options)
+
+
+__all__ = ["ARStep", "CACHES", "Cache", "NO_CACHE", "Schedule", "SAMPLERS", "build_cache", "build_sampler",
+           "run_schedule", "GtRSampler", "MARSampler", "HaltonSampler", "DiSASampler", "LazyMARCache"]

@@ -6,7 +6,8 @@ steps. There is no Python loop over tokens or images.
 
 The model contract (``MAR`` here, LightGen later): ``seq_h``, ``seq_w``, ``token_dim``, ``condition(c)``,
 ``null_condition(B)``, ``forward(tokens, known, cond) -> z`` and a ``diffloss`` head with ``sample``, called through
-the schedule's runner (:mod:`gtr.sampling.runner`), which LazyMAR replaces with its caching one.
+the cache's runner (:mod:`gtr.sampling.cache`): ``cache=none`` calls the model as it is, LazyMAR reuses work across
+steps. Schedule and cache are independent axes: any schedule runs with any cache.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gtr.errors import GtRError
+from gtr.sampling.cache import NO_CACHE, Cache
 from gtr.sampling.rng import OfficialRNG, PerImageRNG, RandomSource
 from gtr.sampling.schedule import Schedule, check_plan
 
@@ -35,8 +37,9 @@ def autocast(device: torch.device, precision: str):
 
 @torch.no_grad()
 def run_schedule(model: torch.nn.Module, schedule: Schedule, conditions, rng: RandomSource,
-                 precision: str = "fp32", progress: bool = False) -> torch.Tensor:
-    """Sample tokens [B, N, C] for ``conditions`` (class labels for MAR) following ``schedule``."""
+                 precision: str = "fp32", progress: bool = False, cache: Cache | None = None) -> torch.Tensor:
+    """Sample tokens [B, N, C] for ``conditions`` (class labels for MAR) following ``schedule``, evaluating the
+    model through ``cache`` (None: no cache)."""
     device = next(model.parameters()).device
     b, (h, w), dim = rng.batch_size, (model.seq_h, model.seq_w), model.token_dim
     plan = schedule.plan(h, w)
@@ -58,7 +61,7 @@ def run_schedule(model: torch.nn.Module, schedule: Schedule, conditions, rng: Ra
     def doubled(x: torch.Tensor) -> torch.Tensor:  # the unconditional half repeats the conditional one
         return torch.cat([x, x]) if guided else x
 
-    runner = schedule.runner(model)
+    runner = (cache or NO_CACHE).runner(model, plan)
     start = 0
     for index, step in enumerate(tqdm(plan, desc="AR steps", leave=False, disable=not progress)):
         # Raster order inside a step: the official code lists the predicted tokens (and their noise) this way.

@@ -1,6 +1,6 @@
 """How the executor evaluates the model at each AR step: one transformer pass, then one diffusion-head loop per
-group of tokens sharing a number of diffusion steps. Samplers that reuse computation across steps (LazyMAR) bring
-their own runner; every other sampler uses this one, which calls the model as it is."""
+group of tokens sharing a number of diffusion steps. This one calls the model as it is (``cache=none``); caches that
+reuse computation across steps (LazyMAR) bring their own (:mod:`gtr.sampling.cache`)."""
 from __future__ import annotations
 
 from typing import Callable

@@ -2,7 +2,8 @@
 
 A schedule says, for each AR step, how many tokens are predicted, how many diffusion steps they get and which CFG
 scale and temperature apply, and it draws the per-image generation order. One executor
-(:mod:`gtr.sampling.executor`) runs any schedule on any model; the plan never sees the condition (class or text).
+(:mod:`gtr.sampling.executor`) runs any schedule on any model, with any cache (:mod:`gtr.sampling.cache`); the plan
+never sees the condition (class or text).
 
 Data-dependent choices (FTS gives more diffusion steps to high-frequency tokens, Eq. 5) go through the one hook
 :meth:`Schedule.assign_diffusion_steps`, which sees the conditioning vectors z of the tokens about to be sampled.
@@ -15,7 +16,6 @@ import torch
 
 from gtr.errors import GtRError
 from gtr.sampling.rng import RandomSource
-from gtr.sampling.runner import ModelRunner
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,6 @@ class Schedule:
         """Tokens [B, N, C] and known mask [B, N] to start from (the same count known in every image), or None to
         start from nothing. The plan and order then cover only the unknown positions (inpainting, Figure 3)."""
         return None
-
-    def runner(self, model: torch.nn.Module) -> ModelRunner:
-        """The model evaluator for one sampling run (fresh per run: it may hold caches across AR steps)."""
-        return ModelRunner(model)
 
     @property
     def guided(self) -> bool:
