@@ -186,7 +186,7 @@ def generate(cfg, sampler_config: str | None = None) -> dict:
 
 def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_config: str | None) -> dict:
     device = runtime.device
-    sampler = sampler_from_config(cfg.sampler)
+    sampler = sampler_from_config(cfg.sampler, cfg.diffusion)
     cache_from_config(cfg.get("cache"))  # validates the cache options before any work
     autocast(device, cfg.precision)
     num_images = int(cfg.num_images or cfg.model.num_classes * cfg.images_per_class)

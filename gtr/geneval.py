@@ -49,7 +49,7 @@ def generate_images(cfg, runtime: Distributed, records: list[dict]) -> dict:
     prompts = hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()
     claim_output(out, run_settings(cfg, prompts=len(records), prompts_sha256=prompts, n_samples=n), runtime.rank)
     device = runtime.device
-    sampler = sampler_from_config(cfg.sampler)
+    sampler = sampler_from_config(cfg.sampler, cfg.diffusion)
     cache_from_config(cfg.get("cache"))  # validates the cache options before any work
     autocast(device, cfg.precision)  # validates the precision name
     model = load_text_model(cfg, device)

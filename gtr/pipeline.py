@@ -49,11 +49,8 @@ def load_model(model_cfg: Mapping[str, Any], weights_cfg: Mapping[str, Any], dev
 
 
 def load_configured_model(cfg, device: torch.device) -> MAR:
-    """The model of a script's config, with the config's diffusion settings applied (``diffusion.clip_timestep``,
-    which defaults to the model's own)."""
-    model = load_model(cfg.model, cfg.weights, device)
-    model.diffloss.clip_timestep = cfg.diffusion.clip_timestep
-    return model
+    """The model of a script's config (the run's sampling options live in the sampler: :func:`sampler_from_config`)."""
+    return load_model(cfg.model, cfg.weights, device)
 
 
 def load_image_tokenizer(tok_cfg: Mapping[str, Any], weights_cfg: Mapping[str, Any],
@@ -104,9 +101,12 @@ def sampling_options(model: str, key: str, overrides: Mapping[str, Any] | None =
     return options, OmegaConf.to_container(cfg.cache, resolve=True)
 
 
-def sampler_from_config(sampler_cfg: Mapping[str, Any]) -> Schedule:
+def sampler_from_config(sampler_cfg: Mapping[str, Any], diffusion_cfg: Mapping[str, Any] | None = None) -> Schedule:
+    """The sampler of a config's ``sampler`` group, respacing diffusion steps as its ``diffusion`` group says
+    (``clip_timestep``, the model's default)."""
     options = dict(sampler_cfg)
-    return build_sampler(options.pop("name"), **options)
+    clip = (diffusion_cfg or {}).get("clip_timestep")
+    return build_sampler(options.pop("name"), clip_timestep=clip, **options)
 
 
 def cache_from_config(cache_cfg: Mapping[str, Any] | None) -> Cache:
@@ -173,7 +173,7 @@ def sample_to_folder(cfg) -> Path:
     out = Path(cfg.output_dir)
     check_writable(out / "images")
     device = resolve_device(cfg.device)
-    sampler, cache = sampler_from_config(cfg.sampler), cache_from_config(cfg.get("cache"))
+    sampler, cache = sampler_from_config(cfg.sampler, cfg.diffusion), cache_from_config(cfg.get("cache"))
     classes = list(cfg.classes)
     if not classes or cfg.images_per_class < 1 or cfg.batch_size < 1:
         raise GtRError("need at least one class, images_per_class >= 1 and batch_size >= 1")

@@ -41,7 +41,6 @@ def load_text_model(cfg, device: torch.device):
         model = load_lightgen(model_cfg.preset, model_cfg.get("checkpoint"), root=cfg.weights.root,
                               download=cfg.weights.download, ema=model_cfg.get("ema", False), device=device,
                               **(model_cfg.get("hparams") or {}))
-    model.diffloss.clip_timestep = cfg.diffusion.clip_timestep
     return model
 
 
@@ -72,7 +71,7 @@ def sample_t2i(cfg) -> Path:
     prompts = read_prompts(cfg)
     device = resolve_device(cfg.device)
     autocast(device, cfg.precision)  # validates the precision name
-    sampler, cache = sampler_from_config(cfg.sampler), cache_from_config(cfg.get("cache"))
+    sampler, cache = sampler_from_config(cfg.sampler, cfg.diffusion), cache_from_config(cfg.get("cache"))
     model = load_text_model(cfg, device)
     check_plan(sampler.plan(model.seq_h, model.seq_w), model.seq_len, sampler.name)
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)

@@ -20,15 +20,13 @@ import sys
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
-
 import gtr
 from gtr.eval.flops import FlopsCounter
 from gtr.eval.latency import device_name, summary, time_interleaved
 from gtr.files import write_json
 from gtr.models.lightgen import LIGHTGEN_PRESETS, build_lightgen
 from gtr.models.mar import PRESETS
-from gtr.pipeline import compose_config, sampler_from_config
+from gtr.pipeline import cache_from_config, compose_config, sampler_from_config, sampling_options
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -65,20 +63,20 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
         conditions = torch.arange(args.batch) % model.config.class_num
         counter = FlopsCounter(PRESETS[model_name])
         clip = 950 if clip is None else clip
-    model.diffloss.clip_timestep = clip
-    samplers, flops = {}, {}
-    for name in args.samplers:
-        options = OmegaConf.to_container(compose_config(f"model={model_name}", f"sampler={name}").sampler,
-                                         resolve=True)
-        samplers[name] = sampler_from_config(options)
-        flops[name] = counter.sample(samplers[name], clip).total
+    samplers, caches, flops = {}, {}, {}
+    for name in args.samplers:  # a sampler config, or "<sampler>+<cache>" (gtr_16+lazymar)
+        options, cache_options = sampling_options(model_name, name)
+        samplers[name] = sampler_from_config(options, {"clip_timestep": clip})
+        caches[name] = cache_from_config(cache_options)
+        flops[name] = counter.sample(samplers[name], clip, caches[name]).total
     peak = {}
 
     def method(name: str):
         def run():
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
-            out = gtr.sample(model, samplers[name], conditions, seed=0, precision=args.precision)
+            out = gtr.sample(model, samplers[name], conditions, seed=0, precision=args.precision,
+                             cache=caches[name])
             if device.type == "cuda":
                 peak[name] = torch.cuda.max_memory_allocated(device) / 2**30
             return out

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 @pytest.fixture(scope="module")
 def setup():
     cfg = compose_config("model=mar_fmnist", "sampler=gtr")
-    sampler = sampler_from_config(OmegaConf.to_container(cfg.sampler, resolve=True))
+    sampler = sampler_from_config(OmegaConf.to_container(cfg.sampler, resolve=True), cfg.diffusion)
     return cfg, sampler, load_configured_model(cfg, torch.device("cuda"))
 
 

@@ -116,7 +116,7 @@ def test_shipped_models_generate_recognisable_classes():
     assert cfg.model.name == "mar_fmnist" and cfg.sampler.name == "gtr"
     model = load_configured_model(cfg, torch.device("cpu"))
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, torch.device("cpu"))
-    sampler = sampler_from_config(dict(cfg.sampler))
+    sampler = sampler_from_config(dict(cfg.sampler), cfg.diffusion)
     labels = torch.arange(40) % 10
     images = gtr.to_uint8(tokenizer.decode(gtr.sample(model, sampler, labels, seed=0)))
     assert images.shape == (40, 28, 28, 3)

@@ -65,10 +65,13 @@ def test_sampler_lazymar_keeps_todays_outputs_bit_for_bit(fmnist, fmnist16):
     torch.set_num_threads(1)
     try:
         labels = torch.arange(4)
-        pruned = gtr.sample(fmnist, build_sampler("mar", **MAR16), labels, seed=3, cache=build_cache("lazymar", **CACHED))
+        # the Fashion-MNIST models' configs clip diffusion timesteps at 950 (diffusion.clip_timestep)
+        pruned = gtr.sample(fmnist, build_sampler("mar", clip_timestep=950, **MAR16), labels, seed=3,
+                            cache=build_cache("lazymar", **CACHED))
         assert torch.equal(pruned, reference["mar_fmnist/pruned"])
         options, cache = sampling_options("mar_fmnist16", "lazymar", {"diffusion_steps": 20, "cfg": 4.0})
-        released = gtr.sample(fmnist16, sampler_from_config(options), labels[:2], seed=1, cache=cache_from_config(cache))
+        released = gtr.sample(fmnist16, sampler_from_config(options, {"clip_timestep": 950}), labels[:2], seed=1,
+                              cache=cache_from_config(cache))
         assert torch.equal(released, reference["mar_fmnist16/released"])
         from test_lightgen import _parity_model
         from gtr.sampling.executor import make_rng, run_schedule
@@ -119,12 +122,13 @@ def test_compositions_run_and_count_what_they_execute(monkeypatch, fmnist16, key
     schedule, and the counter's transformer FLOPs equal what the cached run executes (and are fewer)."""
     model = fmnist16
     options, cache_options = sampling_options("mar_fmnist16", key, FEW_STEPS[key])
-    sampler, cache = sampler_from_config(options), cache_from_config(cache_options)
+    diffusion = compose_config("model=mar_fmnist16").diffusion  # the testbed's clip_timestep (950)
+    sampler, cache = sampler_from_config(options, diffusion), cache_from_config(cache_options)
     labels = torch.arange(2)
     spent = _measure(monkeypatch, LazyMARRunner, sampler, model, labels, cache)
-    counted = FlopsCounter(PRESETS["mar_fmnist16"]).sample(sampler, model.diffloss.clip_timestep, cache)
+    counted = FlopsCounter(PRESETS["mar_fmnist16"]).sample(sampler, sampler.clip_timestep, cache)
     assert spent["transformer"] == len(labels) * (counted.encoder + counted.decoder)
-    plain = FlopsCounter(PRESETS["mar_fmnist16"]).sample(sampler, model.diffloss.clip_timestep)
+    plain = FlopsCounter(PRESETS["mar_fmnist16"]).sample(sampler, sampler.clip_timestep)
     assert counted.encoder + counted.decoder < 0.8 * (plain.encoder + plain.decoder)
     assert counted.diffusion < plain.diffusion
     # The token caches keep the samples close (measured 0.04 of the latents' std); the head cache reuses MLP outputs
@@ -182,7 +186,7 @@ def test_cached_steps_skip_real_computation_as_counted(monkeypatch, fmnist):
     mar = _measure(monkeypatch, ModelRunner, sampler, fmnist, labels)
     assert lazy["transformer"] < 0.75 * mar["transformer"] and lazy["diffusion"] < 0.5 * mar["diffusion"]
     counter = FlopsCounter(PRESETS["mar_fmnist"])
-    counted = counter.sample(sampler, fmnist.diffloss.clip_timestep, cache)
+    counted = counter.sample(sampler, sampler.clip_timestep, cache)
     assert lazy["transformer"] == len(labels) * (counted.encoder + counted.decoder)  # exactly what the runner ran
     assert counter.sample(sampler, 950).total > 1.3 * counted.total
 

@@ -265,10 +265,12 @@ def sampling_options(bed: Testbed, row: Row) -> tuple[dict, dict]:
     return resolved(bed.model, row.config, row.overrides)
 
 
-def built(row_state: Mapping):
-    """The sampler and cache of a measured row (rows measured before the cache axis have no ``cache``)."""
+def built(row_state: Mapping, clip_timestep: int | None):
+    """The sampler and cache of a measured row (rows measured before the cache axis have no ``cache``), respacing
+    diffusion steps with the testbed model's ``clip_timestep``."""
     from gtr.pipeline import cache_from_config, sampler_from_config
-    return sampler_from_config(row_state["sampler"]), cache_from_config(row_state.get("cache"))
+    return (sampler_from_config(row_state["sampler"], {"clip_timestep": clip_timestep}),
+            cache_from_config(row_state.get("cache")))
 
 
 def generate(model, tokenizer, sampler, count: int, seed: int, batch_size: int, cache=None
@@ -297,11 +299,12 @@ def figure3(bed: Testbed, model, tokenizer, extractor, count: int, seeds: int, o
     strips of the first image."""
     import gtr
     from gtr.eval.fid import extract
-    from gtr.pipeline import sampler_from_config
+    from gtr.pipeline import compose_config, sampler_from_config
     from gtr.sampling.completion import CompletionSampler, block_mask, checkerboard_mask
     from gtr.tokenizers import to_uint8
     rows = {r.key: r for r in bed.rows}
-    base = sampler_from_config(sampling_options(bed, rows[bed.reference_row])[0])
+    clip = compose_config(f"model={bed.model}").diffusion.clip_timestep
+    base = sampler_from_config(sampling_options(bed, rows[bed.reference_row])[0], {"clip_timestep": clip})
     labels = torch.arange(count) % 10
     reference = model.patchify(gtr.sample(model, base, labels, seed=10_000))
     reference_image = to_uint8(tokenizer.decode(model.unpatchify(reference[:1])))[0].cpu()
@@ -310,6 +313,7 @@ def figure3(bed: Testbed, model, tokenizer, extractor, count: int, seeds: int, o
     for pattern, mask in (("checkerboard", checkerboard_mask(side, side)), ("block", block_mask(side, side))):
         completion = CompletionSampler(num_iter=bed.figure3_completion_steps, diffusion_steps=base.diffusion_steps,
                                        cfg=base.cfg, given_tokens=reference, given=mask)
+        completion.clip_timestep = base.clip_timestep
         stack = torch.stack([to_uint8(tokenizer.decode(gtr.sample(model, completion, labels, seed=s))).cpu()
                              for s in range(seeds)])  # [S, N, H, W, 3]
         pixel_std = (stack[..., 0].double() / 255).std(dim=0).mean(dim=(1, 2))
@@ -369,8 +373,10 @@ def measure_rows(bed: Testbed, state: dict, keys: Sequence[str], device: torch.d
     reference = reference_statistics(extractor, split, data_root, size=size)
     resized = f", resized to {size}x{size} as the training data" if size != 28 else ""
     state["reference"] = f"the {len(FashionMNIST(split, data_root))} Fashion-MNIST {split} images{resized}"
-    state["device"] = device_name(device)
-    state["command"] = command
+    if device.type == state["settings"].get("device", "cpu"):
+        state["device"], state["command"] = device_name(device), command
+    elif keys:
+        state.setdefault("added", []).append({"rows": list(keys), "device": device_name(device), "command": command})
     json_path = out.with_suffix(".json")
     if figure3_images and "figure3" not in state:
         state["figure3"] = figure3(bed, model, tokenizer, extractor, figure3_images, 7, out)
@@ -381,7 +387,7 @@ def measure_rows(bed: Testbed, state: dict, keys: Sequence[str], device: torch.d
         row = rows[key]
         options, cache_options = sampling_options(bed, row)
         cached = {"cache": cache_options} if cache_options["name"] != "none" else {}
-        sampler, cache = built({"sampler": options, **cached})
+        sampler, cache = built({"sampler": options, **cached}, cfg.diffusion.clip_timestep)
         per_seed = []
         for seed in seeds:
             images, labels, seconds = generate(model, tokenizer, sampler, samples, seed, batch_size, cache)
@@ -390,6 +396,8 @@ def measure_rows(bed: Testbed, state: dict, keys: Sequence[str], device: torch.d
             print(f"{key} seed {seed}: {per_seed[-1]}", flush=True)
         flops = counter.sample(sampler, cfg.diffusion.clip_timestep, cache).total
         state["rows"][key] = {"group": row.group, "label": row.label, "config": row.config, "sampler": options, **cached,
+                              **({} if device.type == state["settings"].get("device", "cpu")
+                                 else {"device": device_name(device)}),
                               "gflops": flops / 1e9, "ar_steps": len(sampler.plan(model.seq_h, model.seq_w)),
                               "per_seed": per_seed}
         write_json(json_path, state)
@@ -405,7 +413,8 @@ def time_on_cpu(bed: Testbed, state: dict, keys: Sequence[str], images: int, jso
     rows = [key for key in keys if key in state["rows"] and "cpu_s_per_image" not in state["rows"][key]]
     if not rows:
         return
-    model = load_configured_model(compose_config(f"model={bed.model}"), torch.device("cpu"))
+    cfg = compose_config(f"model={bed.model}")
+    model = load_configured_model(cfg, torch.device("cpu"))
     labels = torch.arange(images) % 10
     cpu = device_name(torch.device("cpu"))
     if state.get("cpu_timing", {}).get("device") not in (None, cpu):
@@ -413,7 +422,7 @@ def time_on_cpu(bed: Testbed, state: dict, keys: Sequence[str], images: int, jso
                        "cpu_s_per_image fields (or pass --cpu-timing 0) to time them all on this one")
     state["cpu_timing"] = {"device": cpu, "images": images}
     for key in rows:
-        sampler, cache = built(state["rows"][key])
+        sampler, cache = built(state["rows"][key], cfg.diffusion.clip_timestep)
         gtr.sample(model, sampler, labels[:2], seed=0, cache=cache)  # warm-up
         start = time.perf_counter()
         gtr.sample(model, sampler, labels, seed=0, cache=cache)
@@ -437,14 +446,17 @@ def run(bed: Testbed, *, keys: Sequence[str] | None = None, samples: int = 1000,
     json_path = out.with_suffix(".json")
     import json
     state = json.loads(json_path.read_text()) if json_path.is_file() else {}
-    settings = {"samples": samples, "seeds": list(seeds), "device": dev.type}
-    if {"device": "cpu", **state.get("settings", {})} != settings:  # other settings (or device) start over
-        state = {"settings": settings, "rows": {}}
+    settings = {"samples": samples, "seeds": list(seeds)}
+    stored = state.get("settings", {})
+    if {k: stored.get(k) for k in settings} != settings:  # other sample counts or seeds start over
+        state = {"settings": {**settings, "device": dev.type}, "rows": {}}
+    # Rows may be added on another device than the study's (its "settings" device): quality does not depend on it;
+    # their time over the quality runs is not compared with the others, and they get a CPU timing as GPU rows do.
     missing = [key for key in keys if key not in state["rows"]]
     if missing or (figure3_images and "figure3" not in state):
         measure_rows(bed, state, missing, dev, samples=samples, seeds=seeds, batch_size=batch_size,
                      figure3_images=figure3_images, data_root=data_root, out=out, command=command)
-    if cpu_timing and dev.type != "cpu":  # on the CPU, the rows' own times are CPU times
+    if cpu_timing and state["settings"].get("device", "cpu") != "cpu":  # a CPU study's own times are CPU times
         time_on_cpu(bed, state, keys, cpu_timing, json_path)
     report(bed, state, out)
     return state
@@ -467,7 +479,8 @@ def _cells(row: Mapping, ref: Mapping | None, cpu: bool) -> dict[str, str]:
     gflops = row["gflops"]
     cells = {"steps": str(row["ar_steps"]), "gflops": f"{gflops:.3f}" if gflops < 10 else f"{gflops:.1f}",
              "speed": f"{ref['gflops'] / row['gflops']:.2f}x" if ref else "—",
-             "time_speed": f"{stat(ref['per_seed'], 's_per_image')[0] / seconds:.2f}x" if ref else "—",
+             "time_speed": f"{stat(ref['per_seed'], 's_per_image')[0] / seconds:.2f}x"
+             if ref and ref.get("device") == row.get("device") else "—",  # only times taken on one device
              "fid": f"{fid[0]:.2f} ± {fid[1]:.2f}", "is": f"{is_[0]:.2f} ± {is_[1]:.2f}",
              "acc": f"{acc[0]:.3f} ± {acc[1]:.3f}", "cpu_speed": "—"}
     if cpu and ref and "cpu_s_per_image" in ref and "cpu_s_per_image" in row:
@@ -487,6 +500,11 @@ def _header(state: Mapping, bed: Testbed) -> tuple[list[str], bool, str]:
              f"timed): on {timed_on}, over the quality runs"
              + (f"; on the CPU ({cpu['device']}), {cpu['images']} images per row in one batch after a warm-up"
                 if cpu else "") + "."]
+    for added in state.get("added", []):
+        lines += ["", f"Added later: rows {', '.join(f'`{k}`' for k in added['rows'])}, measured on {added['device']} "
+                  f"(`{added['command']}`): the same samples and scorer, so quality compares; their time over the "
+                  "quality runs does not (—), and their CPU timing was taken in that later run, not side by side "
+                  "with the others."]
     return lines, bool(cpu), "CPU" if timed_on == "CPU" else "GPU"
 
 

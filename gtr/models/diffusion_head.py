@@ -148,8 +148,6 @@ class DiffusionHead(nn.Module):
         super().__init__()
         self.token_dim = token_dim
         self.net = SimpleMLPAdaLN(token_dim, width, z_channels, depth)
-        # None: the official MAR respacing. 950: DiSA's min(t, 950) clipping, which the paper's FLOPs imply.
-        self.clip_timestep: int | None = None
 
     def loss(self, z: torch.Tensor, target: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Mean diffusion loss of tokens ``target`` [M, C] given conditions z [M, D], one uniformly drawn timestep
@@ -168,8 +166,10 @@ class DiffusionHead(nn.Module):
         temperature: float = 1.0,
         z_uncond: torch.Tensor | None = None,
         cfg_scale: float = 1.0,
+        clip_timestep: int | None = None,
     ) -> torch.Tensor:
-        """Token values [M, C] for conditions z [M, D], starting from x_T [M, C].
+        """Token values [M, C] for conditions z [M, D], starting from x_T [M, C]. ``clip_timestep``: None is the
+        official MAR respacing, 950 DiSA's min(t, 950) clipping (which the paper's FLOPs imply).
 
         With ``z_uncond``, classifier-free guidance is applied to eps only; the variance comes from the conditional
         branch (official ``forward_with_cfg``). The conditional and unconditional branches share the sampler state,
@@ -191,4 +191,4 @@ class DiffusionHead(nn.Module):
                 cond, uncond = net.forward_embedded(torch.cat([x, x]), t, c_emb).float().chunk(2)
                 return guided(cond, uncond[:, :channels], cfg_scale)
 
-        return p_sample_loop(model, x_T, num_steps, step_noise, temperature, self.clip_timestep)
+        return p_sample_loop(model, x_T, num_steps, step_noise, temperature, clip_timestep)

@@ -30,9 +30,15 @@ def _build(kind: str, registry: dict, name: str, options: dict):
     return cls(**options)
 
 
-def build_sampler(name: str, **options) -> Schedule:
-    """A sampler by registry name with its hyperparameters; unknown names or options are one-line errors."""
-    return _build("sampler", SAMPLERS, name, options)
+def build_sampler(name: str, clip_timestep: int | None = None, **options) -> Schedule:
+    """A sampler by registry name with its hyperparameters (and the diffusion respacing's ``clip_timestep``);
+    unknown names or options are one-line errors."""
+    if clip_timestep is not None and (isinstance(clip_timestep, bool) or not isinstance(clip_timestep, int)
+                                      or not 0 <= clip_timestep < 1000):
+        raise GtRError(f"clip_timestep must be null or an integer timestep in [0, 1000), got {clip_timestep!r}")
+    sampler = _build("sampler", SAMPLERS, name, options)
+    sampler.clip_timestep = clip_timestep
+    return sampler
 
 
 def build_cache(name: str = "none", **options) -> Cache:

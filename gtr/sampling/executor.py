@@ -81,7 +81,8 @@ def run_schedule(model: torch.nn.Module, schedule: Schedule, conditions, rng: Ra
             x_T, step_noise = rng.diffusion_noise(rows, cols, num_steps, dim, guided)
             with autocast(device, precision):
                 values = runner.diffusion(z_cond[rows, cols], x_T, num_steps, step_noise, step.temperature,
-                                          None if z_uncond is None else z_uncond[rows, cols], step.cfg)
+                                          None if z_uncond is None else z_uncond[rows, cols], step.cfg,
+                                          schedule.clip_timestep)
             tokens[rows, positions[rows, cols]] = values.float()
         known.scatter_(1, positions, True)
     return tokens

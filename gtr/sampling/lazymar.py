@@ -169,12 +169,12 @@ class LazyMARRunner(ModelRunner):
         z = m.cached_output(out, cond, kept)
         return torch.cat([z, z + self.cond_delta.to(z.dtype)]) if with_cfg else z
 
-    def diffusion(self, z, x_T, num_steps, step_noise, temperature, z_uncond, cfg_scale):
+    def diffusion(self, z, x_T, num_steps, step_noise, temperature, z_uncond, cfg_scale, clip_timestep=None):
         c, head = self.cache, self.model.diffloss
         if not c.head_cache:
-            return super().diffusion(z, x_T, num_steps, step_noise, temperature, z_uncond, cfg_scale)
+            return super().diffusion(z, x_T, num_steps, step_noise, temperature, z_uncond, cfg_scale, clip_timestep)
         net, channels, rows = head.net, head.token_dim, z.shape[0]
-        total = len(respaced_timesteps(num_steps, clip_timestep=head.clip_timestep))
+        total = len(respaced_timesteps(num_steps, clip_timestep=clip_timestep))
         c_emb = net.cond_embed(z if z_uncond is None else torch.cat([z, z_uncond]))
         state, countdown = HeadCache(), iter(reversed(range(total)))
 
@@ -192,7 +192,7 @@ class LazyMARRunner(ModelRunner):
                 return guided(out, uncond[:, :channels], cfg_scale)
             return guided(out, out[:, :channels] - state.cfg_delta, cfg_scale)
 
-        return p_sample_loop(model, x_T, num_steps, step_noise, temperature, head.clip_timestep)
+        return p_sample_loop(model, x_T, num_steps, step_noise, temperature, clip_timestep)
 
 
 __all__ = ["KEEP_RATIOS", "LazyMARCache", "LazyMARRunner", "StepMode"]

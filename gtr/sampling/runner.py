@@ -19,7 +19,8 @@ class ModelRunner:
         return self.model(tokens, known, cond)
 
     def diffusion(self, z: torch.Tensor, x_T: torch.Tensor, num_steps: int, step_noise: Callable[[int], torch.Tensor],
-                  temperature: float, z_uncond: torch.Tensor | None, cfg_scale: float) -> torch.Tensor:
+                  temperature: float, z_uncond: torch.Tensor | None, cfg_scale: float,
+                  clip_timestep: int | None = None) -> torch.Tensor:
         """Token values [M, C] for conditions z [M, D] (see ``DiffusionHead.sample``)."""
         return self.model.diffloss.sample(z, x_T, num_steps, step_noise, temperature, z_uncond=z_uncond,
-                                          cfg_scale=cfg_scale)
+                                          cfg_scale=cfg_scale, clip_timestep=clip_timestep)

@@ -38,6 +38,10 @@ class Schedule:
     """Base class of all samplers. Subclasses are dataclasses of their hyperparameters."""
 
     name: str = ""
+    # How diffusion steps are respaced: None is the official MAR respacing, 950 DiSA's min(t, 950) clipping (which the
+    # paper's FLOPs imply). A run option beside the hyperparameters (``diffusion.clip_timestep`` in the configs, the
+    # model's default), set by ``build_sampler``; the model is never changed by a run.
+    clip_timestep: int | None = None
 
     def plan(self, seq_h: int, seq_w: int) -> list[ARStep]:
         """The AR steps for an h x w token grid; their ``num_tokens`` sum to h * w."""
