@@ -501,10 +501,12 @@ def _header(state: Mapping, bed: Testbed) -> tuple[list[str], bool, str]:
              + (f"; on the CPU ({cpu['device']}), {cpu['images']} images per row in one batch after a warm-up"
                 if cpu else "") + "."]
     for added in state.get("added", []):
+        timed = all("cpu_s_per_image" in state["rows"].get(k, {}) for k in added["rows"])
         lines += ["", f"Added later: rows {', '.join(f'`{k}`' for k in added['rows'])}, measured on {added['device']} "
                   f"(`{added['command']}`): the same samples and scorer, so quality compares; their time over the "
-                  "quality runs does not (—), and their CPU timing was taken in that later run, not side by side "
-                  "with the others."]
+                  "quality runs does not (—), and " + ("their CPU timing was taken in that later run, not side by "
+                  "side with the others." if timed else "they have no CPU timing (the others were timed on another "
+                  "machine's CPU).")]
     return lines, bool(cpu), "CPU" if timed_on == "CPU" else "GPU"
 
 
