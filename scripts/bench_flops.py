@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from gtr.eval.flops import FlopsCounter, analytic_flops
+from gtr.eval.paper import TABLE1, TABLE3, TABLE4, paper_values
 from gtr.models.lightgen import LIGHTGEN_PRESETS
 from gtr.models.mar import PRESET_NAMES, PRESETS
 from gtr.pipeline import cache_from_config, sampler_from_config, sampling_options
@@ -28,34 +29,38 @@ UNCLIPPED = {"lazymar", "lazymar_8"}  # LazyMAR's released code runs plain 100-s
 # the compositions (gtr_16+lazymar, ...) keep their schedule's clipped diffusion, so they compare with its row
 MODELS = ("mar_b", "mar_l", "mar_h")
 
-def table1(tflops, speed):
-    return {m: (t, v) for m, t, v in zip(MODELS, tflops, speed)}
+# Our reading of each paper row, by sampler config (the rows themselves and the paper's values come from
+# gtr.eval.paper and gtr/eval/paper_values.json, which make_tables.py and the 16x16 study read too).
+NOTES = {
+    "halton": "MAR's cosine token counts with the Halton order (arccos counts: sampler.counts=arccos, within 0.1 %)",
+    "disa": "24 AR steps, 50->5 linear: the only setting that fits the row (notes 2.5); labelled 16 in the paper",
+    "gtr_16": "steps (15, 2, 2): the schedule closest to the paper's FLOPs under its stated diffusion settings; the "
+              "split is not identifiable from FLOPs",
+    "disa_16": "16 AR steps, 50->5 linear (notes 2.5); labelled 8 in the paper",
+    "lazymar": "41 AR steps, the released code's defaults, 100 unclipped diffusion steps (LazyMAR's own diffusion "
+               "code): the setting that fits the row (notes 2.6); labelled 16 in the paper",
+    "lazymar_8": "15 AR steps, defaults, unclipped: no single setting fits this row (best max error 0.24 T, notes "
+                 "2.6); MAR-L's printed 5.77 T sits near 14 steps, and its printed Speed 5.37 contradicts its own "
+                 "FLOPs (32.75 / 5.77 = 5.68)",
+    "gtr_8": "steps (7, 1, 1); no schedule with the stated diffusion settings fits all three models to 1 %",
+    "gtr_star/constant_steps=50": "the FLOPs reading of shared notes Sec. 2.8",
+    "gtr_dagger": "with gtr_16's 19 AR steps; the paper's 33.92 implies more AR steps, a schedule the paper does not "
+                  "give",
+    "gtr_16/fts_selection=all": "all 128 reconstruction tokens at T_detail; the paper's +0.70 T over FTS implies about "
+                                "45 tokens (notes 2.8)",
+}
+TABLE3_LABELS = {(True, False, False): "GtR* only (constant 50 diffusion steps)",
+                 (False, True, False): "GtR† only (stage-aware steps, random order)",
+                 (True, True, False): "GtR* + GtR†, no FTS", (True, True, True): "GtR* + GtR† + FTS"}
 
-
-# (table, label, sampler config [+cache config], overrides, {model: (paper TFLOPs, paper Speed)} or None where the
-# paper has no such row, note) -- the paper's values copied from it.
-ROWS = [
-    (1, "MAR (64)", "mar", {}, table1((14.49, 32.75, 64.52), (1.00, 1.00, 1.00)), ""),
-    (1, "+Step=16", "mar_16", {}, table1((6.22, 13.42, 27.11), (2.33, 2.44, 2.38)), ""),
-    (1, "+Step=8", "mar_8", {}, table1((4.84, 10.21, 20.88), (2.99, 3.21, 3.09)), ""),
-    (1, "+Halton (16)", "halton", {}, table1((6.22, 13.42, 27.11), (2.33, 2.44, 2.38)),
-     "MAR's cosine token counts with the Halton order (arccos counts: sampler.counts=arccos, within 0.1 %)"),
-    (1, "+DiSA (\"Step=16\" block)", "disa", {}, table1((4.82, 11.03, 21.59), (3.01, 2.97, 2.99)),
-     "24 AR steps, 50->5 linear: the only setting that fits the row (notes 2.5); labelled 16 in the paper"),
-    (1, "+GtR, 16-step-equivalent", "gtr_16", {}, table1((3.87, 8.85, 17.34), (3.74, 3.71, 3.72)),
-     "steps (15, 2, 2): the schedule closest to the paper's FLOPs under its stated diffusion settings; the split "
-     "is not identifiable from FLOPs"),
-    (1, "+Halton (8)", "halton_8", {}, table1((4.84, 10.21, 20.88), (2.99, 3.21, 3.09)), ""),
-    (1, "+DiSA (\"Step=8\" block)", "disa_16", {}, table1((3.46, 7.85, 15.44), (4.19, 4.17, 4.18)),
-     "16 AR steps, 50->5 linear (notes 2.5); labelled 8 in the paper"),
-    (1, "+LazyMAR (\"Step=16\" block)", "lazymar", {}, table1((4.11, 9.35, 18.85), (3.53, 3.50, 3.42)),
-     "41 AR steps, the released code's defaults, 100 unclipped diffusion steps (LazyMAR's own diffusion code): the "
-     "setting that fits the row (notes 2.6); labelled 16 in the paper"),
-    (1, "+LazyMAR (\"Step=8\" block)", "lazymar_8", {}, table1((2.70, 5.77, 12.74), (5.37, 5.37, 5.06)),
-     "15 AR steps, defaults, unclipped: no single setting fits this row (best max error 0.24 T, notes 2.6); MAR-L's "
-     "printed 5.77 T sits near 14 steps, and its printed Speed 5.37 contradicts its own FLOPs (32.75 / 5.77 = 5.68)"),
-    (1, "+GtR, 8-step-equivalent", "gtr_8", {}, table1((2.29, 5.18, 10.27), (6.33, 6.32, 6.28)),
-     "steps (7, 1, 1); no schedule with the stated diffusion settings fits all three models to 1 %"),
+# Rows that are ours, not the paper's: (table, label, sampler config [+cache config], overrides, the paper row
+# they are compared with as {model: (TFLOPs, Speed)} or None, note).
+OURS = [
+    (1, "GtR as literally stated (rates 2.67/10.67/64)", "gtr", {}, "gtr_16",
+     "the text's rates give 24 + 6 + 2 = 32 AR steps, incompatible with the paper's own FLOPs (shown beside the "
+     "paper's GtR row for contrast)"),
+    (3, "GtR* only (constant 100 diffusion steps, literal)", "gtr_star", {}, "gtr_star",
+     "the literal reading (the baseline's 100 steps on every token) overshoots the paper"),
     (1, "+GtR-16 + LazyMAR (not in the paper)", "gtr_16+lazymar", {}, None,
      "GtR-16's schedule with LazyMAR's caches (released defaults, step_map=index): on 19 AR steps no decoder "
      "pruning (the keep ratios start at step 20); the encoder, condition and head caches act"),
@@ -63,22 +68,39 @@ ROWS = [
      "9 AR steps: steps 0-5 are full under the released rule, so only 6-8 use the token caches; the head cache acts "
      "everywhere"),
     (1, "+DiSA + LazyMAR (not in the paper)", "disa+lazymar", {}, None, "DiSA's 24 AR steps with LazyMAR's caches"),
-    (1, "GtR as literally stated (rates 2.67/10.67/64)", "gtr", {}, table1((3.87, 8.85, 17.34), (3.74, 3.71, 3.72)),
-     "the text's rates give 24 + 6 + 2 = 32 AR steps, incompatible with the paper's own FLOPs (shown for contrast)"),
-    (3, "GtR* only (constant 100 diffusion steps, literal)", "gtr_star", {}, {"mar_h": (22.19, 2.90)},
-     "the literal reading (the baseline's 100 steps on every token) overshoots the paper"),
-    (3, "GtR* only (constant 50 diffusion steps)", "gtr_star", {"constant_steps": 50}, {"mar_h": (22.19, 2.90)},
-     "the FLOPs reading of shared notes Sec. 2.8"),
-    (3, "GtR† only (stage-aware steps, random order)", "gtr_dagger", {}, {"mar_h": (33.92, 1.90)},
-     "with gtr_16's 19 AR steps; the paper's 33.92 implies more AR steps, a schedule the paper does not give"),
-    (3, "GtR* + GtR†, no FTS", "gtr_16", {"fts": False}, {"mar_h": (17.28, 3.73)}, ""),
-    (3, "GtR* + GtR† + FTS", "gtr_16", {}, {"mar_h": (17.34, 3.72)}, ""),
-    (4, "+Random", "gtr_16", {"fts_selection": "random"}, {"mar_h": (17.34, 3.72)}, ""),
-    (4, "+Low-Freq.", "gtr_16", {"fts_selection": "low"}, {"mar_h": (17.34, 3.72)}, ""),
-    (4, "+Full-Enhanced", "gtr_16", {"fts_selection": "all"}, {"mar_h": (18.04, 3.58)},
-     "all 128 reconstruction tokens at T_detail; the paper's +0.70 T over FTS implies about 45 tokens (notes 2.8)"),
-    (4, "+High-Freq. (ours)", "gtr_16", {}, {"mar_h": (17.34, 3.72)}, ""),
 ]
+
+
+def note_of(config: str, overrides: dict) -> str:
+    return NOTES.get("/".join([config, *(f"{k}={v}" for k, v in overrides.items())]), "" if overrides else
+                     NOTES.get(config, ""))
+
+
+def rows_to_count() -> list[tuple]:
+    """(table, label, config, overrides, {model: (paper TFLOPs, paper Speed)} or None, note): every MAR row of the
+    paper's Tables 1, 3 and 4 that a config reproduces, then ours."""
+    values, rows = paper_values(), []
+    in_table1 = {config for _, _, config, _ in TABLE1}
+    for block, method, config, overrides in TABLE1:
+        paper = {r["model"]: (r["tflops"], r["speed"]) for r in values["table1"]
+                 if r["block"] == block and r["method"] == method and r["model"] in MODELS}
+        label = method if block == "64" or "Step=" in method else f"{method}, \"Step={block}\" block"
+        rows.append((1, label, config, overrides, paper, note_of(config, overrides)))
+    for flags, config, overrides in TABLE3:
+        r = next(r for r in values["table3"] if (r["gtr_star"], r["gtr_dagger"], r["fts"]) == flags)
+        rows.append((3, TABLE3_LABELS[flags], config, overrides, {"mar_h": (r["tflops"], r["speed"])},
+                     note_of(config, overrides) if overrides or config not in in_table1 else ""))  # once per config
+    for method, (config, overrides) in TABLE4.items():
+        if config == "mar":
+            continue  # Table 4's "Origin" is Table 1's 64-step MAR-H row
+        r = next(r for r in values["table4"] if r["method"] == method)
+        rows.append((4, method, config, overrides, {"mar_h": (r["tflops"], r["speed"])},
+                     note_of(config, overrides) if overrides or config not in in_table1 else ""))
+    paper_of = {(r[0], r[2]): r[4] for r in reversed(rows)}  # (table, config) -> the first such row's values
+    for table, label, config, overrides, compare_with, note in OURS:
+        rows.append((table, label, config, overrides, None if compare_with is None else paper_of[table, compare_with],
+                     note))
+    return rows
 
 
 # Table 2 (LightGen, 512 px): (block, method, sampler config, paper latency-Speed, note).
@@ -132,7 +154,7 @@ def main() -> None:
         lazy_schedule = sampler_from_config(lazy_options)
         cache_gain[preset] = (counter.sample(lazy_schedule).total
                               / counter.sample(lazy_schedule, cache=cache_from_config(lazy_cache)).total)
-        for table, label, name, overrides, paper, note in ROWS:
+        for table, label, name, overrides, paper, note in rows_to_count():
             if paper is not None and preset not in paper:
                 continue
             options, cache_options = sampling_options(preset, name, overrides)  # the model's cfg (!= 1: doubled)
@@ -170,7 +192,7 @@ def main() -> None:
         ratio = None if r["paper_tflops"] is None else r["tflops"] / r["paper_tflops"]
         lines.append(f"| {r['table']} | {PRESET_NAMES[r['model']]} | {r['method']} | {r['ar_steps']} | {r['tflops']:.2f} | "
                      f"{fmt(r['paper_tflops'])} | {fmt(ratio, '.3f')} | {r['speed']:.2f} | {fmt(r['paper_speed'])} |")
-    lines += ["", "Notes:"] + [f"- {label}: {note}" for _, label, _, _, _, note in ROWS if note]
+    lines += ["", "Notes:"] + [f"- {label}: {note}" for _, label, _, _, _, note in rows_to_count() if note]
     lines += ["- Not here: Table 3's first row (neither GtR* nor GtR†, 45.13 T), whose schedule the paper does not "
               "give."]
     lines += ["", "Do the savings compose? FLOPs speed over the 64-step baseline. LazyMAR's gain = FLOPs of a "
