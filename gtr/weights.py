@@ -11,16 +11,18 @@ scripts store besides tensors) or as safetensors; arbitrary pickled objects are 
 from __future__ import annotations
 
 import argparse
+import fcntl
+import http.client
 import hashlib
 import os
 import pickle
 import re
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -42,6 +44,7 @@ class WeightFile:
     bundled: str | None = None  # file name under gtr/assets when the package ships it
     kind: str = "weights"  # what the file is, in messages
     sha256: str | None = None  # checked after a download when given
+    git_sha1: str | None = None  # or its git blob hash (for files served from a git repository)
 
 
 WEIGHTS: dict[str, WeightFile] = {
@@ -76,6 +79,12 @@ WEIGHTS: dict[str, WeightFile] = {
                                "model.checkpoint", bundled="mar_fmnist16.safetensors"),
     "fmnist16_vae": WeightFile("Fashion-MNIST 16x16-token tokenizer", "fmnist/fmnist16_vae.safetensors", None, 0,
                                "model.tokenizer.checkpoint", bundled="fmnist16_vae.safetensors"),
+    # FID reference statistics of the ADM ImageNet 256 batch, as the official MAR evaluation uses them (mu, sigma);
+    # served from the MAR repository, verified by its git blob hash there.
+    "adm_in256_stats": WeightFile("ADM ImageNet-256 FID statistics", "fid_stats/adm_in256_stats.npz",
+                                  "https://github.com/LTH14/mar/raw/main/fid_stats/adm_in256_stats.npz", 33,
+                                  "metrics.reference", kind="statistics",
+                                  git_sha1="1da4c17607fe959d54999fd098105649a0c05e15"),
     "fmnist_classifier": WeightFile("Fashion-MNIST classifier", "fmnist/fmnist_classifier.safetensors", None, 0,
                                     "metrics.classifier", bundled="fmnist_classifier.safetensors"),
 }
@@ -103,14 +112,13 @@ def resolve(file: WeightFile, path: str | os.PathLike | None = None, root: str |
     reason = "downloads disabled"
     if download and file.url and not offline():
         try:
-            download_file(file.url, local, desc=file.name)
-        except (urllib.error.URLError, OSError) as err:
-            reason = f"download failed: {getattr(err, 'reason', err)}"
+            download_file(file.url, local, desc=file.name, check=lambda part: checksum_ok(part, file))
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as err:
+            reason = f"download failed: {getattr(err, 'reason', err) or type(err).__name__}; re-running resumes it"
+        except ChecksumError:
+            raise GtRError(f"the downloaded {file.name} {file.kind} is not the expected file (its checksum differs; "
+                           f"the partial file was removed): re-run, or download {file.url} by hand to {local}") from None
         else:
-            if file.sha256 and hashlib.sha256(local.read_bytes()).hexdigest() != file.sha256:
-                local.unlink()
-                raise GtRError(f"the downloaded {file.name} {file.kind} is not the expected file (SHA-256 differs): "
-                               f"download {file.url} by hand to {local}")
             return local
     size = f" (~{file.size_mib} MiB)" if file.size_mib else ""
     where = f"download {file.url}{size} to {local}" if file.url else f"place it at {local}"
@@ -118,24 +126,73 @@ def resolve(file: WeightFile, path: str | os.PathLike | None = None, root: str |
                    f"{Path(file.relpath).name} (weights root: weights.root={Path(root)})")
 
 
-def download_file(url: str, dest: Path, desc: str = "", timeout: float = 30.0) -> None:
-    """Stream ``url`` to ``dest`` with a progress bar; the file appears only once complete (atomic rename)."""
+class ChecksumError(Exception):
+    """A completed download is not the expected file."""
+
+
+def git_blob_sha1(path: Path) -> str:
+    """The hash git gives a file's content (``git hash-object``): SHA-1 of ``blob <size>\\0`` + the bytes."""
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checksum_ok(path: Path, file: WeightFile) -> bool:
+    """Whether ``path`` matches the file's known checksums (True when none is known)."""
+    if file.sha256:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        if digest.hexdigest() != file.sha256:
+            return False
+    return not file.git_sha1 or git_blob_sha1(path) == file.git_sha1
+
+
+def download_file(url: str, dest: Path, desc: str = "", timeout: float = 30.0,
+                  check: Callable[[Path], bool] | None = None) -> None:
+    """Stream ``url`` to ``dest`` with a progress bar, resuming a partial download left by an earlier attempt (HTTP
+    Range; from the start when the server does not support it). The file appears only once complete and, with
+    ``check``, verified (atomic rename); a complete file that fails the check is removed (:class:`ChecksumError`).
+    Processes that download the same file at once take turns on one lock."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    request = urllib.request.Request(url, headers={"User-Agent": "Wget/1.16 (linux-gnu)"})
-    # A temporary name of its own: processes that download the same file at once do not write into each other.
-    fd, part = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response, os.fdopen(fd, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {desc or dest.name}") as bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    bar.update(len(chunk))
+    part = dest.with_name(f".{dest.name}.part")
+    with open(part, "ab") as out:
+        fcntl.flock(out, fcntl.LOCK_EX)  # another process downloading it: wait, then find the file complete
+        try:
+            if dest.is_file():
+                return
+            have = out.tell()
+            headers = {"User-Agent": "Wget/1.16 (linux-gnu)", **({"Range": f"bytes={have}-"} if have else {})}
+            try:
+                response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+            except urllib.error.HTTPError as err:
+                if err.code != 416:  # 416: the partial file is already complete
+                    raise
+                response = None
+            if response is not None:
+                with response:
+                    if have and response.status != 206:  # the server sent the whole file: start over
+                        out.truncate(0)
+                        have = 0
+                    length = int(response.headers.get("Content-Length") or 0)
+                    with tqdm(total=have + length if length else None, initial=have, unit="B", unit_scale=True,
+                              desc=f"downloading {desc or dest.name}") as bar:
+                        while chunk := response.read(1 << 20):
+                            out.write(chunk)
+                            bar.update(len(chunk))
+                    if length and out.tell() < have + length:
+                        raise OSError(f"connection closed after {out.tell()} of {have + length} bytes")
             out.flush()
             os.fsync(out.fileno())
-        os.replace(part, dest)
-    finally:
-        Path(part).unlink(missing_ok=True)
+            if check is not None and not check(part):
+                part.unlink(missing_ok=True)
+                raise ChecksumError(str(dest))
+            os.replace(part, dest)
+        finally:
+            fcntl.flock(out, fcntl.LOCK_UN)
 
 
 # What the official training scripts pickle besides tensors (``args`` is an argparse.Namespace).

@@ -113,3 +113,89 @@ def test_pickle_module_is_not_used_for_loading(tmp_path):
     path.write_bytes(pickle.dumps(Payload()))
     with pytest.raises(GtRError):
         read_checkpoint(path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Downloads against a local HTTP server: served, cut mid-file, resumed, corrupted, rejected.
+
+class _Server:
+    """Serves ``self.body`` at /file with Range support; ``cut_after`` closes the connection after that many bytes
+    of a response (once)."""
+
+    def __init__(self, body: bytes):
+        import http.server
+        import threading
+        self.body, self.cut_after, self.ranges = body, None, []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                start = 0
+                spec = self.headers.get("Range")
+                if spec:
+                    start = int(spec.split("=")[1].split("-")[0])
+                    server.ranges.append(start)
+                if start >= len(server.body):
+                    self.send_response(416)
+                    self.end_headers()
+                    return
+                data = server.body[start:]
+                self.send_response(206 if spec else 200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if server.cut_after is not None:
+                    data, server.cut_after = data[:server.cut_after], None
+                self.wfile.write(data)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/file"
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def test_download_resumes_after_a_cut_and_rejects_a_corrupt_file(tmp_path, monkeypatch):
+    from gtr.weights import git_blob_sha1
+    monkeypatch.delenv("GTR_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    body = bytes(range(256)) * 4000  # ~1 MB
+    reference = tmp_path / "reference.bin"
+    reference.write_bytes(body)
+    server = _Server(body)
+    try:
+        file = WeightFile("Test file", "stats/test.npz", server.url, 1, "metrics.reference",
+                          git_sha1=git_blob_sha1(reference))
+        server.cut_after = 300_000
+        with pytest.raises(GtRError, match="download failed.*re-running resumes it"):
+            resolve(file, None, tmp_path / "root")
+        part = tmp_path / "root" / "stats" / ".test.npz.part"
+        assert part.stat().st_size == 300_000 and not (tmp_path / "root" / "stats" / "test.npz").exists()
+        path = resolve(file, None, tmp_path / "root")  # resumes from byte 300,000
+        assert server.ranges == [300_000] and path.read_bytes() == body and not part.exists()
+        # a server that hands out other bytes: the complete file fails its checksum and is not kept
+        server.body = body[:-1] + b"x"
+        with pytest.raises(GtRError, match="not the expected file.*checksum"):
+            resolve(file, None, tmp_path / "other")
+        assert not list((tmp_path / "other" / "stats").iterdir())
+    finally:
+        server.close()
+
+
+def test_official_fid_statistics_resolve_like_weights(tmp_path):
+    """``metrics.reference=adm_in256`` is the official file's place in the layout; offline, one line says where
+    it comes from; a present file is used as it is."""
+    import numpy as np
+    from omegaconf import OmegaConf
+    from gtr.eval.metrics import reference_file
+    assert WEIGHTS["adm_in256_stats"].git_sha1 == "1da4c17607fe959d54999fd098105649a0c05e15"
+    cfg = OmegaConf.create({"weights": {"root": str(tmp_path), "download": False}})
+    with pytest.raises(GtRError, match=r"not found.*github.com/LTH14/mar.*adm_in256_stats.npz"):
+        reference_file("adm_in256", cfg)
+    (tmp_path / "fid_stats").mkdir()
+    np.savez(tmp_path / "fid_stats" / "adm_in256_stats.npz", mu=np.zeros(4), sigma=np.eye(4))
+    assert reference_file("adm_in256", cfg) == tmp_path / "fid_stats" / "adm_in256_stats.npz"
+    assert reference_file("some/stats.npz", cfg).as_posix() == "some/stats.npz"

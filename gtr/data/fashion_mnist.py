@@ -8,6 +8,7 @@ official mirror when online).
 from __future__ import annotations
 
 import gzip
+import http.client
 import os
 import urllib.error
 from pathlib import Path
@@ -71,8 +72,8 @@ def find_root(root: str | os.PathLike | None = None, download: bool = True) -> P
                 if not (CACHE_DIR / name).is_file():
                     download_file(MIRROR + name, CACHE_DIR / name, desc=name)
             return CACHE_DIR
-        except (urllib.error.URLError, OSError):
-            pass
+        except (urllib.error.URLError, OSError, http.client.HTTPException):
+            pass  # a partial file stays for the next attempt to resume
     raise GtRError("Fashion-MNIST not found: `apt-get install dataset-fashion-mnist`, or set data.root=<folder with "
                    f"the 4 IDX .gz files> (or $GTR_FASHION_MNIST), or go online to download them into {CACHE_DIR}")
 

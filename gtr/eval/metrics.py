@@ -29,10 +29,23 @@ def check_extractor(name: str) -> None:
         raise GtRError(f"unknown feature extractor {name!r}: use metrics.extractor=inception or fmnist")
 
 
+# Reference statistics known by name: resolved like weights (official layout under weights.root, downloaded when
+# missing and verified).
+NAMED_REFERENCES = {"adm_in256": "adm_in256_stats"}
+
+
 def check_reference(reference) -> None:
     if reference is None:
-        raise GtRError("no FID reference: set metrics.reference to an .npz of mu/sigma (e.g. "
-                       "pretrained_models/fid_stats/adm_in256_stats.npz) or a folder of reference images")
+        raise GtRError("no FID reference: set metrics.reference to adm_in256 (the official ImageNet-256 statistics), "
+                       "an .npz of mu/sigma or a folder of reference images")
+
+
+def reference_file(reference: str, cfg) -> Path:
+    """The local path of a named reference (downloaded and verified when missing) or the path as given."""
+    if reference in NAMED_REFERENCES:
+        from gtr.weights import WEIGHTS, resolve
+        return resolve(WEIGHTS[NAMED_REFERENCES[reference]], None, cfg.weights.root, cfg.weights.download)
+    return Path(reference)
 
 
 def make_extractor(name: str, cfg, device: torch.device):
@@ -51,7 +64,7 @@ def reference_stats(reference: str, extractor, cfg) -> dict[str, np.ndarray]:
     if fashion:
         from gtr.eval.fashion import reference_statistics
         return reference_statistics(extractor, fashion[0], cfg.metrics.get("data_root"), size=fashion[1])
-    path = Path(reference)
+    path = reference_file(reference, cfg)
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
         if len(files) < 2:
@@ -65,8 +78,12 @@ def preflight(cfg) -> None:
     reference = cfg.metrics.reference
     check_reference(reference)
     check_extractor(cfg.metrics.extractor)
-    if not parse_reference(reference) and not Path(reference).is_dir():
-        load_statistics(reference)
+    fashion = parse_reference(reference)
+    if fashion:
+        from gtr.data import FashionMNIST
+        FashionMNIST(fashion[0], cfg.metrics.get("data_root"))  # the split's files must be there
+    elif not reference_file(reference, cfg).is_dir():
+        load_statistics(reference_file(reference, cfg))
     if cfg.metrics.extractor == "inception":
         from gtr.eval.inception import INCEPTION
         from gtr.weights import resolve
