@@ -26,7 +26,7 @@ from gtr.tokenizers import build_tokenizer, load_tokenizer, to_uint8
 
 def sample(model: MAR, sampler: Schedule, labels, *, seed: int | None = 0, image_ids: Sequence[int] | None = None,
            rng: str = "per_image", precision: str = "fp32", progress: bool = False,
-           cache: Cache | None = None) -> torch.Tensor:
+           cache: Cache | None = None, num_images: int | None = None) -> torch.Tensor:
     """Latents [B, C, H, W] for class ``labels`` (ready for ``tokenizer.decode``), or for text features [B, L, C]
     with a text-to-image model (LightGen).
 
@@ -34,19 +34,26 @@ def sample(model: MAR, sampler: Schedule, labels, *, seed: int | None = 0, image
     so results do not depend on batching. ``rng="official"``: the official code's draws on the global generators,
     which are seeded with ``seed`` first (``seed=None`` continues the current global streams).
     ``cache``: how the model is evaluated across steps (None: in full; ``build_cache("lazymar")``: LazyMAR).
+    ``labels=None`` samples ``num_images`` images unconditionally (every image on the model's null condition, CFG
+    included, as the official ``sample_tokens(labels=None)``).
     """
-    labels = torch.as_tensor(labels)
-    labels = labels.float() if labels.is_floating_point() else labels.long().reshape(-1)
+    if labels is None:
+        if num_images is None or isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
+            raise GtRError(f"unconditional sampling (labels=None) needs num_images >= 1, got {num_images!r}")
+        count, conditions = num_images, None
+    else:
+        labels = torch.as_tensor(labels)
+        labels = labels.float() if labels.is_floating_point() else labels.long().reshape(-1)
+        count, conditions = len(labels), labels
     device = next(model.parameters()).device
     if rng == "official" and seed is not None:
         torch.manual_seed(seed)
         np.random.seed(seed)
-    source = make_rng(rng, len(labels), 0 if seed is None else seed, image_ids, device)
-    tokens = run_schedule(model, sampler, labels.to(device), source, precision=precision, progress=progress,
-                          cache=cache)
+    source = make_rng(rng, count, 0 if seed is None else seed, image_ids, device)
+    tokens = run_schedule(model, sampler, None if conditions is None else conditions.to(device), source,
+                          precision=precision, progress=progress, cache=cache)
     return model.unpatchify(tokens)
 
 
 __all__ = ["CACHES", "GtRError", "MAR", "SAMPLERS", "build_cache", "build_mar", "build_sampler", "build_tokenizer",
-           "load_mar",
-           "load_tokenizer", "sample", "to_uint8"]
+           "load_mar", "load_tokenizer", "sample", "to_uint8"]

@@ -147,7 +147,8 @@ def render_batches(model, sampler: Schedule, tokenizer: LatentTokenizer, batches
                    condition_of: Callable[[list[int]], Any], *, seed: int | None, precision: str,
                    rng: str = "per_image", cache: Cache | None = None) -> Iterator[tuple[list[int], torch.Tensor]]:
     """For each batch of image ids, yield the ids and their uint8 images [B, H, W, 3]: the latents of the batch's
-    conditions (``condition_of(ids)``: class labels or text features) sampled with each image's own stream, decoded
+    conditions (``condition_of(ids)``: class labels, text features, or None: unconditional) sampled with each image's
+    own stream, decoded
     under the run's precision (the official evaluation decodes under autocast too), through ``cache``."""
     device = next(model.parameters()).device
     for ids in batches:
@@ -155,7 +156,7 @@ def render_batches(model, sampler: Schedule, tokenizer: LatentTokenizer, batches
         if isinstance(condition, torch.Tensor):
             condition = condition.to(device)
         latents = sample(model, sampler, condition, seed=seed, image_ids=ids, rng=rng, precision=precision,
-                         cache=cache)
+                         cache=cache, num_images=len(ids))
         with autocast(device, precision):
             images = to_uint8(tokenizer.decode(latents))
         yield ids, images
@@ -174,17 +175,21 @@ def sample_to_folder(cfg) -> Path:
     check_writable(out / "images")
     device = resolve_device(cfg.device)
     sampler, cache = sampler_from_config(cfg.sampler, cfg.diffusion), cache_from_config(cfg.get("cache"))
-    classes = list(cfg.classes)
-    if not classes or cfg.images_per_class < 1 or cfg.batch_size < 1:
-        raise GtRError("need at least one class, images_per_class >= 1 and batch_size >= 1")
+    unconditional = cfg.classes is None  # classes=null: one row of images without a class (the model's null class)
+    classes = [] if unconditional else list(cfg.classes)
+    if (not unconditional and not classes) or cfg.images_per_class < 1 or cfg.batch_size < 1:
+        raise GtRError("need at least one class (or classes=null for unconditional samples), images_per_class >= 1 "
+                       "and batch_size >= 1")
     if cfg.rng not in RNG_MODES:
         raise GtRError(f"unknown rng mode {cfg.rng!r}: choose one of {', '.join(RNG_MODES)}")
     autocast(device, cfg.precision)  # validates the precision name
     model = load_configured_model(cfg, device)
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
     labels = np.repeat(np.asarray(classes, dtype=np.int64), cfg.images_per_class)  # row-major grid, a row per class
+    count = cfg.images_per_class if unconditional else len(labels)
     # Fail on bad labels or a plan that does not fit the grid before any work is done.
-    model.condition(torch.as_tensor(labels, device=device))
+    if not unconditional:
+        model.condition(torch.as_tensor(labels, device=device))
     check_plan(sampler.plan(model.seq_h, model.seq_w), model.seq_len, sampler.name)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
@@ -192,10 +197,10 @@ def sample_to_folder(cfg) -> Path:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
     images = []
-    with tqdm(total=len(labels), unit="img", desc=f"{cfg.model.name} / {run_tag(sampler.name)}",
+    with tqdm(total=count, unit="img", desc=f"{cfg.model.name} / {run_tag(sampler.name)}",
               disable=not cfg.progress) as bar:
-        for ids, batch in render_batches(model, sampler, tokenizer, batches_of_rank(len(labels), cfg.batch_size),
-                                         lambda ids: labels[ids],
+        for ids, batch in render_batches(model, sampler, tokenizer, batches_of_rank(count, cfg.batch_size),
+                                         lambda ids: None if unconditional else labels[ids],
                                          seed=None if cfg.rng == "official" else cfg.seed, rng=cfg.rng,
                                          precision=cfg.precision, cache=cache):
             for image_id, image in zip(ids, batch):
@@ -206,7 +211,7 @@ def sample_to_folder(cfg) -> Path:
     upscale = int(cfg.model.get("grid_upscale", 1))
     if upscale > 1:
         tiles = tiles.repeat_interleave(upscale, dim=1).repeat_interleave(upscale, dim=2)
-    grid = labelled_grid(tiles, row_names(cfg.model, classes))
+    grid = labelled_grid(tiles, ["unconditional"] if unconditional else row_names(cfg.model, classes))
     save_png(grid, out / "grid.png")
     return out / "grid.png"
 

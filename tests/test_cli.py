@@ -132,3 +132,13 @@ def test_help_of_every_script_prints_usage_and_writes_nothing(script, tmp_path):
         proc.stdout.lower(), proc.stdout[:500]
     after = {p: p.stat().st_mtime_ns for p in (REPO / "results").rglob("*") if p.is_file()}
     assert after == before and not list(tmp_path.iterdir())
+
+
+def test_unconditional_grid(tmp_path):
+    """``classes=null``: one labelled row of unconditional samples."""
+    from gtr.pipeline import sample_to_folder
+    out = tmp_path / "uncond"
+    cfg = compose("classes=null", "images_per_class=3", "sampler.num_iter=2", "sampler.diffusion_steps=2",
+                  "model.random_init=true", f"output_dir={out}")
+    assert sample_to_folder(cfg) == out / "grid.png"
+    assert sorted(p.name for p in (out / "images").glob("*.png")) == ["00000.png", "00001.png", "00002.png"]

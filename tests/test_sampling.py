@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -123,3 +125,22 @@ def test_bad_sampler_input(tiny):
         gtr.sample(tiny, build_sampler("mar", num_iter=2), [0], rng="global")
     with pytest.raises(GtRError, match="class label 11"):
         gtr.sample(tiny, build_sampler("mar", num_iter=2), [11])
+
+
+def test_unconditional_parity_with_official_code(parity_case):
+    """``labels=None`` is the official ``sample_tokens(labels=None)``: every image on the null class (CFG's two
+    halves then agree), official RNG, to float tolerance; and it is not the labelled run."""
+    uncond = torch.load(Path(__file__).parent / "data" / "tiny_mar_parity_uncond.pt", weights_only=True)
+    case = uncond["case"]
+    with torch.device("meta"):
+        model = MAR(mar_config("mar_tiny"))
+    model.load_state_dict(parity_case["checkpoint"]["model_ema"], strict=True, assign=True)
+    sampler = build_sampler("mar", num_iter=case["num_iter"], cfg=case["cfg"], cfg_schedule=case["cfg_schedule"],
+                            temperature=case["temperature"])
+    latents = gtr.sample(model.eval(), sampler, None, num_images=case["bsz"], seed=case["seed"], rng="official")
+    ref = uncond["tokens"]
+    assert ((latents - ref).abs().max() / ref.abs().max()).item() < 1e-4
+    labelled = gtr.sample(model, sampler, [3, 7], seed=case["seed"], rng="official")
+    assert ((labelled - ref).abs().max() / ref.abs().max()).item() > 1e-2
+    with pytest.raises(GtRError, match="num_images"):
+        gtr.sample(model, sampler, None, seed=0)

@@ -38,7 +38,8 @@ def autocast(device: torch.device, precision: str):
 @torch.no_grad()
 def run_schedule(model: torch.nn.Module, schedule: Schedule, conditions, rng: RandomSource,
                  precision: str = "fp32", progress: bool = False, cache: Cache | None = None) -> torch.Tensor:
-    """Sample tokens [B, N, C] for ``conditions`` (class labels for MAR) following ``schedule``, evaluating the
+    """Sample tokens [B, N, C] for ``conditions`` (class labels for MAR; None: unconditional, every image on the
+    model's null condition, as the official ``sample_tokens(labels=None)``) following ``schedule``, evaluating the
     model through ``cache`` (None: no cache)."""
     device = next(model.parameters()).device
     b, (h, w), dim = rng.batch_size, (model.seq_h, model.seq_w), model.token_dim
@@ -51,7 +52,7 @@ def run_schedule(model: torch.nn.Module, schedule: Schedule, conditions, rng: Ra
         tokens, known = initial[0].to(device).float().clone(), initial[1].to(device).clone()
     check_plan(plan, h * w - int(known[0].sum()) if b else h * w, schedule.name)
     order = schedule.order(h, w, rng).to(device)
-    cond = model.condition(conditions)
+    cond = model.null_condition(b) if conditions is None else model.condition(conditions)
     if cond.shape[0] != b:
         raise GtRError(f"got {cond.shape[0]} conditions for a batch of {b} images")
     guided = schedule.guided
