@@ -28,9 +28,9 @@ from tqdm.auto import tqdm
 from gtr.errors import GtRError
 from gtr.files import write_json
 from gtr.images import save_png
-from gtr.pipeline import (REPO_ROOT, batches_of_rank, cache_from_config, cache_settings, check_writable,
-                          load_configured_model, load_image_tokenizer, render_batches, resolve_device,
-                          sampler_from_config)
+from gtr.pipeline import (REPO_ROOT, batches_of_rank, cache_from_config, cache_settings, check_count, check_seed,
+                          check_writable, load_configured_model, load_image_tokenizer, render_batches,
+                          resolve_device, sampler_from_config)
 from gtr.sampling.executor import autocast
 from gtr.sampling.schedule import check_plan
 
@@ -189,9 +189,12 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
     sampler = sampler_from_config(cfg.sampler, cfg.diffusion)
     cache_from_config(cfg.get("cache"))  # validates the cache options before any work
     autocast(device, cfg.precision)
+    check_count("images_per_class", cfg.images_per_class)
+    check_count("batch_size", cfg.batch_size)
+    check_seed(cfg.seed)
+    if cfg.num_images is not None:
+        check_count("num_images", cfg.num_images)
     num_images = int(cfg.num_images or cfg.model.num_classes * cfg.images_per_class)
-    if num_images < 1 or cfg.images_per_class < 1 or cfg.batch_size < 1:
-        raise GtRError("need num_images >= 1, images_per_class >= 1 and batch_size >= 1")
     labels = np.arange(num_images) // cfg.images_per_class
     if labels.max() >= cfg.model.num_classes:
         raise GtRError(f"{num_images} images at {cfg.images_per_class} per class need {labels.max() + 1} classes; "

@@ -104,14 +104,15 @@ def sampling_options(model: str, key: str, overrides: Mapping[str, Any] | None =
 def sampler_from_config(sampler_cfg: Mapping[str, Any], diffusion_cfg: Mapping[str, Any] | None = None) -> Schedule:
     """The sampler of a config's ``sampler`` group, respacing diffusion steps as its ``diffusion`` group says
     (``clip_timestep``, the model's default)."""
-    options = dict(sampler_cfg)
+    options = OmegaConf.to_container(sampler_cfg, resolve=True) if OmegaConf.is_config(sampler_cfg) else dict(sampler_cfg)
     clip = (diffusion_cfg or {}).get("clip_timestep")
     return build_sampler(options.pop("name"), clip_timestep=clip, **options)
 
 
 def cache_from_config(cache_cfg: Mapping[str, Any] | None) -> Cache:
     """The ``cache`` group of a config (None or absent: no cache)."""
-    options = dict(cache_cfg or {"name": "none"})
+    cache_cfg = cache_cfg or {"name": "none"}
+    options = OmegaConf.to_container(cache_cfg, resolve=True) if OmegaConf.is_config(cache_cfg) else dict(cache_cfg)
     return build_cache(options.pop("name"), **options)
 
 
@@ -122,6 +123,26 @@ def cache_settings(cfg) -> dict:
     if cache is None or cache.get("name", "none") == "none":
         return {}
     return {"cache": OmegaConf.to_container(cache, resolve=True)}
+
+
+def check_count(name: str, value, minimum: int = 1) -> None:
+    """An integer option >= ``minimum`` (Hydra passes 2.5 or "abc" through as they are)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise GtRError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def check_seed(seed, rng: str = "per_image") -> None:
+    """Seeds are integers >= 0; the official RNG mode seeds numpy, which takes them below 2**32."""
+    check_count("seed", seed, 0)
+    if rng == "official" and seed >= 2**32:
+        raise GtRError(f"seed={seed} is too large for rng=official (numpy takes seeds < 2**32): use a smaller seed or "
+                       "rng=per_image")
+
+
+def check_labels(classes) -> None:
+    bad = [c for c in classes if isinstance(c, bool) or not isinstance(c, int)]
+    if bad:
+        raise GtRError(f"class labels must be integers, got {bad[0]!r}: e.g. classes=[207,360]")
 
 
 def check_writable(folder: Path) -> None:
@@ -177,9 +198,12 @@ def sample_to_folder(cfg) -> Path:
     sampler, cache = sampler_from_config(cfg.sampler, cfg.diffusion), cache_from_config(cfg.get("cache"))
     unconditional = cfg.classes is None  # classes=null: one row of images without a class (the model's null class)
     classes = [] if unconditional else list(cfg.classes)
-    if (not unconditional and not classes) or cfg.images_per_class < 1 or cfg.batch_size < 1:
-        raise GtRError("need at least one class (or classes=null for unconditional samples), images_per_class >= 1 "
-                       "and batch_size >= 1")
+    if not unconditional and not classes:
+        raise GtRError("need at least one class (or classes=null for unconditional samples)")
+    check_labels(classes)
+    check_count("images_per_class", cfg.images_per_class)
+    check_count("batch_size", cfg.batch_size)
+    check_seed(cfg.seed, cfg.rng)
     if cfg.rng not in RNG_MODES:
         raise GtRError(f"unknown rng mode {cfg.rng!r}: choose one of {', '.join(RNG_MODES)}")
     autocast(device, cfg.precision)  # validates the precision name
@@ -191,6 +215,8 @@ def sample_to_folder(cfg) -> Path:
     if not unconditional:
         model.condition(torch.as_tensor(labels, device=device))
     check_plan(sampler.plan(model.seq_h, model.seq_w), model.seq_len, sampler.name)
+    for stale in (out / "images").glob("[0-9][0-9][0-9][0-9][0-9].png"):  # a previous run's images in this folder
+        stale.unlink()
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     if cfg.rng == "official":  # the official scripts seed the global generators once per process

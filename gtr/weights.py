@@ -265,6 +265,13 @@ def load_into(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], path,
     problem = describe_mismatch(expected, state_dict)
     if problem:
         raise GtRError(f"{path} does not fit {what}: {problem}{hint}")
-    state_dict = {k: v if v.dtype == torch.float32 else v.float() for k, v in state_dict.items()}
+    own = model.state_dict()
+    integral = [f"{k} ({str(v.dtype).replace('torch.', '')})" for k, v in state_dict.items()
+                if own[k].is_floating_point() and not v.is_floating_point()]
+    if integral:
+        raise GtRError(f"{path} holds non-float weights ({', '.join(integral[:3])}"
+                       f"{', ...' if len(integral) > 3 else ''}): not a {what} checkpoint as trained; re-export it")
+    state_dict = {k: v.float() if own[k].is_floating_point() and v.dtype != torch.float32 else v
+                  for k, v in state_dict.items()}
     model.load_state_dict(state_dict, strict=True, assign=True)
     return model

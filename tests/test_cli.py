@@ -98,6 +98,38 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert "cannot write to output folder" in in_process_error(capsys, f"output_dir={blocker / 'sub'}")
     if not torch.cuda.is_available():
         assert "no CUDA GPU is visible" in in_process_error(capsys, "device=cuda", out)
+    # values of the wrong type or sign, each one line naming the option
+    assert "class labels must be integers, got 'a'" in in_process_error(capsys, "classes=[a]", out)
+    assert "got 1.5" in in_process_error(capsys, "classes=[1.5]", out)
+    assert "num_iter=2.5 is not a valid int" in in_process_error(capsys, "sampler.num_iter=2.5", out)
+    assert "num_iter='abc' is not a valid int" in in_process_error(capsys, "sampler.num_iter=abc", out)
+    assert "seed must be an integer >= 0, got -1" in in_process_error(capsys, "seed=-1", out)
+    assert "too large for rng=official" in in_process_error(capsys, "seed=4294967296", "rng=official", out)
+    assert "cfg=-1.0 is negative" in in_process_error(capsys, "sampler.cfg=-1.0", out)
+    assert "batch_size must be an integer >= 1, got 0" in in_process_error(capsys, "batch_size=0", out)
+    assert "images_per_class must be an integer >= 1" in in_process_error(capsys, "images_per_class=2.5", out)
+
+
+def test_a_used_folder_holds_only_the_new_run(tmp_path):
+    """A second run into the same folder replaces the first run's images instead of leaving them beside its own."""
+    from gtr.pipeline import sample_to_folder
+    out = tmp_path / "out"
+    base = ["sampler.num_iter=2", "sampler.diffusion_steps=2", "model.random_init=true", f"output_dir={out}"]
+    sample_to_folder(compose("classes=[1,2]", "images_per_class=2", *base))
+    assert len(list((out / "images").glob("*.png"))) == 4
+    sample_to_folder(compose("classes=[1]", "images_per_class=1", *base))
+    assert [p.name for p in (out / "images").glob("*.png")] == ["00000.png"]
+
+
+def test_non_float_weights_are_rejected(tmp_path):
+    from safetensors.torch import save_file
+
+    from gtr.errors import GtRError
+    from gtr.models import build_mar, load_mar
+    state = {k: v.to(torch.int32) for k, v in build_mar("mar_tiny").state_dict().items()}
+    save_file(state, tmp_path / "int.safetensors")
+    with pytest.raises(GtRError, match="non-float weights"):
+        load_mar("mar_tiny", tmp_path / "int.safetensors")
 
 
 def test_default_command_samples_the_shipped_model_with_gtr(tmp_path):

@@ -47,7 +47,7 @@ def test_download_route_fills_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GTR_OFFLINE", "0")
     fetched = []
 
-    def fake_download(url, dest, desc=""):
+    def fake_download(url, dest, desc="", check=None):
         assert url.startswith(fashion_mnist.MIRROR)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(SUBSET / url.rsplit("/", 1)[1], dest)

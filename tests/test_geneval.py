@@ -121,11 +121,16 @@ def test_downloaded_prompts_are_checked_against_the_official_file(tmp_path, monk
     served = {"bytes": b"not the official file"}
     monkeypatch.delenv("GTR_OFFLINE")
 
-    def fake_download(url, dest, desc=""):
+    def fake_download(url, dest, desc="", check=None):  # the real one's contract: verified before it appears
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(served["bytes"])
+        part = dest.with_name(f".{dest.name}.part")
+        part.write_bytes(served["bytes"])
+        if check is not None and not check(part):
+            part.unlink()
+            raise weights.ChecksumError(str(dest))
+        part.replace(dest)
     monkeypatch.setattr(weights, "download_file", fake_download)
-    with pytest.raises(GtRError, match="SHA-256 differs"):
+    with pytest.raises(GtRError, match="checksum differs"):
         resolve_metadata(None, tmp_path)
     assert not (tmp_path / METADATA.relpath).exists()  # the wrong file is not left behind
     served["bytes"] = write_prompts(tmp_path / "meta.jsonl").read_bytes()

@@ -1,7 +1,10 @@
 """Samplers (schedules) and caches, their registries, and the executor that runs any schedule with any cache."""
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
+import types
+import typing
 
 from gtr.errors import GtRError
 from gtr.sampling.baselines import DiSASampler, HaltonSampler
@@ -17,6 +20,29 @@ SAMPLERS: dict[str, type[Schedule]] = {"mar": MARSampler, "gtr": GtRSampler, "ha
 CACHES: dict[str, type[Cache]] = {"none": Cache, "lazymar": LazyMARCache}
 
 
+def _fits(value, annotation) -> bool:
+    """Whether an option's value has its field's declared type (int, float, bool, str, lists/sequences of them,
+    ``X | None``); ints pass for floats, bools never pass for numbers."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if annotation is type(None):
+        return value is None
+    if origin in (list, tuple, collections.abc.Sequence):
+        if isinstance(value, (str, bytes)) or not isinstance(value, collections.abc.Sequence):
+            return False
+        return not args or all(_fits(v, args[0]) for v in value)
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is str:
+        return isinstance(value, str)
+    return True  # tensors and other objects: the class checks them
+
+
 def _build(kind: str, registry: dict, name: str, options: dict):
     if name not in registry:
         hint = " (LazyMAR is a cache: build_cache('lazymar') with any sampler)" if name == "lazymar" else ""
@@ -27,6 +53,11 @@ def _build(kind: str, registry: dict, name: str, options: dict):
     if unknown:
         valid = f"valid ones are {', '.join(sorted(fields))}" if fields else "it takes none"
         raise GtRError(f"{kind} {name!r} has no option(s) {', '.join(unknown)}: {valid}")
+    hints = typing.get_type_hints(cls) if fields else {}
+    for key, value in options.items():
+        if not _fits(value, hints[key]):
+            wanted = hints[key].__name__ if isinstance(hints[key], type) else str(hints[key]).replace("typing.", "")
+            raise GtRError(f"{kind} {name!r}: {key}={value!r} is not a valid {wanted}")
     return cls(**options)
 
 

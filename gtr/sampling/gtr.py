@@ -18,7 +18,7 @@ import torch
 
 from gtr.errors import GtRError
 from gtr.sampling.fts import fts_scores, top_fraction_mask
-from gtr.sampling.mar import cfg_scale, check_cfg_schedule
+from gtr.sampling.mar import cfg_scale, check_cfg_schedule, check_guidance
 from gtr.sampling.rng import RandomSource
 from gtr.sampling.schedule import ARStep, Schedule
 from gtr.sampling.stage_partition import stage_partition
@@ -98,6 +98,7 @@ class GtRSampler(Schedule):
         if not 0.0 <= self.beta <= 1.0:
             raise GtRError(f"sampler 'gtr': beta is a fraction in [0, 1], got {self.beta}")
         check_cfg_schedule(self.cfg_schedule)
+        check_guidance(self.name, self.cfg, self.temperature)
         for option, value, valid in (("token_order", self.token_order, ORDERS), ("fts_selection", self.fts_selection,
                                      FTS_SELECTIONS), ("diffusion", self.diffusion, ("stage_aware", "constant"))):
             if value not in valid:

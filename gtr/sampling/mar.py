@@ -41,6 +41,14 @@ def check_cfg_schedule(schedule: str) -> None:
         raise GtRError(f"unknown cfg_schedule {schedule!r}: choose 'linear' or 'constant'")
 
 
+def check_guidance(sampler: str, cfg: float, temperature: float) -> None:
+    """A guidance scale >= 0 (1: no guidance; 0: the unconditional branch alone) and a positive temperature."""
+    if cfg < 0:
+        raise GtRError(f"sampler {sampler!r}: cfg={cfg} is negative; use a guidance scale >= 0 (1.0 turns CFG off)")
+    if temperature <= 0:
+        raise GtRError(f"sampler {sampler!r}: temperature must be > 0, got {temperature}")
+
+
 def cfg_scale(cfg: float, schedule: str, masked_after: int, num_tokens: int) -> float:
     """Guidance at one AR step. ``linear`` ramps with the fraction of tokens known after the step, computed in
     float32 as the official code does (so the full ``cfg`` is never reached; "follow Muse")."""
@@ -61,6 +69,7 @@ class MARSampler(Schedule):
 
     def __post_init__(self):
         check_cfg_schedule(self.cfg_schedule)
+        check_guidance(self.name, self.cfg, self.temperature)
         if self.diffusion_steps < 1:
             raise GtRError(f"diffusion_steps must be >= 1, got {self.diffusion_steps}")
 
