@@ -39,6 +39,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda: where the quality rows run (and are timed)")
     parser.add_argument("--cpu-timing", type=int, default=None,
                         help="images per row timed on this CPU, for rows measured on a GPU (100; --quick: 0)")
+    parser.add_argument("--retime", action="store_true",
+                        help="time every measured row again on this CPU, side by side in one pass (--cpu-timing "
+                             "images each; run it on a quiet machine): the CPU speed-ups of the report")
     args = parser.parse_args()
     bed = TESTBEDS[args.testbed]
     defaults = ({"samples": 40, "seeds": [0, 1], "figure3_images": 10, "rows": list(bed.quick_rows), "cpu_timing": 0}
@@ -53,7 +56,7 @@ def main() -> None:
                         *([f"--device {args.device}"] if args.device != "cpu" else [])])
     try:
         run(bed, keys=args.rows, samples=args.samples, seeds=args.seeds, batch_size=args.batch_size,
-            figure3_images=args.figure3_images, device=args.device, cpu_timing=args.cpu_timing,
+            figure3_images=args.figure3_images, device=args.device, cpu_timing=args.cpu_timing, retime=args.retime,
             data_root=args.data_root, out=args.out or REPO / "results" / bed.stem, command=command)
     except GtRError as err:
         print(f"error: {err}", file=sys.stderr)

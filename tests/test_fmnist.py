@@ -148,6 +148,15 @@ def test_toy_study_reduced_mode(tmp_path):
     assert timed["rows"]["gtr_10"]["per_seed"] == state["rows"]["gtr_10"]["per_seed"]
     assert "speed (CPU time)" in out.with_suffix(".md").read_text()
 
+    # --retime: every row timed again in one pass, side by side, quality untouched
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "toy_study.py"), "--quick", "--rows", "mar_16",
+                           "gtr_10", "--samples", "20", "--out", str(out), "--retime", "--cpu-timing", "2"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads(out.with_suffix(".json").read_text())
+    assert again["cpu_timing"]["images"] == 2 and all("cpu_s_per_image" in r for r in again["rows"].values())
+    assert again["rows"]["gtr_10"]["per_seed"] == state["rows"]["gtr_10"]["per_seed"]
+
 
 def test_inception_extractor_runs_the_real_code_path_on_random_weights(tmp_path, monkeypatch):
     """torch-fidelity's Inception-v3 with random weights saved in the real file layout, through the resolver."""
