@@ -1,6 +1,9 @@
 """The study's claim logic (gtr.eval.study) on hand-made numbers: every verdict is reachable, and the report is
 written in the paper's layout with the paper's values beside ours."""
+from pathlib import Path
+
 import pytest
+import torch
 
 from gtr.eval.study import TESTBEDS, Claim, claim_lines, compare, figure3_line, report, verdict
 
@@ -73,3 +76,30 @@ def test_testbed16_rows_are_the_paper_configs_and_the_report_has_the_paper_layou
     assert f"| Raster | {21 + raster:.2f} ± 1.00 |" in text  # its row's hand-made FID
     assert "—" not in text.split("## Table 1")[1].split("## Table 3")[0]  # every Table 1 row found
     assert (tmp_path / "toy_study_16x16_speed_quality.png").is_file()
+
+
+def test_a_stopped_row_resumes_from_its_finished_seeds(tmp_path, monkeypatch):
+    """Seeds a stopped run finished are kept; only the missing ones are generated, and the row ends as if whole."""
+    import json
+    from gtr.eval import study
+    calls = []
+
+    def fake_generate(model, tokenizer, sampler, count, seed, batch_size, cache=None):
+        calls.append(seed)
+        return torch.zeros(count, 28, 28, 3, dtype=torch.uint8), torch.arange(count) % 10, 1.0
+
+    monkeypatch.setattr(study, "generate", fake_generate)
+    bed = TESTBEDS["fmnist"]
+    row = next(r for r in bed.rows if r.key == "mar_16")
+    options, _ = study.sampling_options(bed, row)
+    out = tmp_path / "toy"
+    done = {"seed": 0, "s_per_image": 0.5, "fid_fmnist": 1.0, "is_fmnist": 1.0, "accuracy": 1.0, "count": 20}
+    state = {"settings": {"samples": 20, "seeds": [0, 1, 2], "device": "cpu"}, "rows": {},
+             "partial": {"mar_16": {"sampler": options, "cache": None, "per_seed": [done]}}}
+    out.with_suffix(".json").write_text(json.dumps(state))
+    study.run(bed, keys=["mar_16"], samples=20, seeds=(0, 1, 2), figure3_images=0, cpu_timing=0,
+              data_root=Path(__file__).parent / "data" / "fashion_mnist_subset", out=out, command="test")
+    assert calls == [1, 2]
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert [r["seed"] for r in result["rows"]["mar_16"]["per_seed"]] == [0, 1, 2]
+    assert result["rows"]["mar_16"]["per_seed"][0] == done and result["partial"] == {}

@@ -388,12 +388,22 @@ def measure_rows(bed: Testbed, state: dict, keys: Sequence[str], device: torch.d
         options, cache_options = sampling_options(bed, row)
         cached = {"cache": cache_options} if cache_options["name"] != "none" else {}
         sampler, cache = built({"sampler": options, **cached}, cfg.diffusion.clip_timestep)
-        per_seed = []
+        # Seeds finished by a stopped run of the same row and settings are kept (a long row survives a stop).
+        partial = state.setdefault("partial", {}).get(key, {})
+        done = partial.get("per_seed", []) if partial.get("sampler") == options and \
+            partial.get("cache") == cached.get("cache") else []
+        per_seed = [r for r in done if r["seed"] in seeds]
         for seed in seeds:
+            if any(r["seed"] == seed for r in per_seed):
+                continue
             images, labels, seconds = generate(model, tokenizer, sampler, samples, seed, batch_size, cache)
             scores = score(images, labels, extractor, reference).as_dict()
             per_seed.append({"seed": seed, "s_per_image": seconds / samples, **scores})
             print(f"{key} seed {seed}: {per_seed[-1]}", flush=True)
+            state["partial"][key] = {"sampler": options, "cache": cached.get("cache"), "per_seed": per_seed}
+            write_json(json_path, state)
+        per_seed.sort(key=lambda r: list(seeds).index(r["seed"]))
+        state["partial"].pop(key, None)
         flops = counter.sample(sampler, cfg.diffusion.clip_timestep, cache).total
         state["rows"][key] = {"group": row.group, "label": row.label, "config": row.config, "sampler": options, **cached,
                               **({} if device.type == state["settings"].get("device", "cpu")
