@@ -130,24 +130,23 @@ class ChecksumError(Exception):
     """A completed download is not the expected file."""
 
 
-def git_blob_sha1(path: Path) -> str:
-    """The hash git gives a file's content (``git hash-object``): SHA-1 of ``blob <size>\\0`` + the bytes."""
-    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+def _hexdigest(path: Path, digest) -> str:
+    """``digest`` (a hashlib object, maybe already fed a header) updated with the file's bytes, streamed."""
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
 
 
+def git_blob_sha1(path: Path) -> str:
+    """The hash git gives a file's content (``git hash-object``): SHA-1 of ``blob <size>\\0`` + the bytes."""
+    return _hexdigest(path, hashlib.sha1(f"blob {path.stat().st_size}\0".encode()))
+
+
 def checksum_ok(path: Path, file: WeightFile) -> bool:
     """Whether ``path`` matches the file's known checksums (True when none is known)."""
-    if file.sha256:
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-        if digest.hexdigest() != file.sha256:
-            return False
+    if file.sha256 and _hexdigest(path, hashlib.sha256()) != file.sha256:
+        return False
     return not file.git_sha1 or git_blob_sha1(path) == file.git_sha1
 
 

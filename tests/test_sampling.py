@@ -39,15 +39,21 @@ def test_linear_cfg_never_reaches_full_scale():
     assert {s.cfg for s in constant} == {4.0}
 
 
-def test_parity_with_official_code(parity_case):
-    """The executor in official RNG mode reproduces the official sample_tokens output (relative error < 1e-4)."""
-    case = parity_case["case"]
+def _parity_model_and_sampler(parity_case, case):
+    """The parity case's tiny MAR (its EMA weights) and the MAR sampler of ``case``'s settings."""
     with torch.device("meta"):
         model = MAR(mar_config("mar_tiny"))
     model.load_state_dict(parity_case["checkpoint"]["model_ema"], strict=True, assign=True)
     sampler = build_sampler("mar", num_iter=case["num_iter"], cfg=case["cfg"], cfg_schedule=case["cfg_schedule"],
                             temperature=case["temperature"])
-    latents = gtr.sample(model.eval(), sampler, case["labels"], seed=case["seed"], rng="official")
+    return model.eval(), sampler
+
+
+def test_parity_with_official_code(parity_case):
+    """The executor in official RNG mode reproduces the official sample_tokens output (relative error < 1e-4)."""
+    case = parity_case["case"]
+    model, sampler = _parity_model_and_sampler(parity_case, case)
+    latents = gtr.sample(model, sampler, case["labels"], seed=case["seed"], rng="official")
     ref = parity_case["tokens"]
     assert latents.shape == ref.shape
     assert ((latents - ref).abs().max() / ref.abs().max()).item() < 1e-4
@@ -132,12 +138,8 @@ def test_unconditional_parity_with_official_code(parity_case):
     halves then agree), official RNG, to float tolerance; and it is not the labelled run."""
     uncond = torch.load(Path(__file__).parent / "data" / "tiny_mar_parity_uncond.pt", weights_only=True)
     case = uncond["case"]
-    with torch.device("meta"):
-        model = MAR(mar_config("mar_tiny"))
-    model.load_state_dict(parity_case["checkpoint"]["model_ema"], strict=True, assign=True)
-    sampler = build_sampler("mar", num_iter=case["num_iter"], cfg=case["cfg"], cfg_schedule=case["cfg_schedule"],
-                            temperature=case["temperature"])
-    latents = gtr.sample(model.eval(), sampler, None, num_images=case["bsz"], seed=case["seed"], rng="official")
+    model, sampler = _parity_model_and_sampler(parity_case, case)
+    latents = gtr.sample(model, sampler, None, num_images=case["bsz"], seed=case["seed"], rng="official")
     ref = uncond["tokens"]
     assert ((latents - ref).abs().max() / ref.abs().max()).item() < 1e-4
     labelled = gtr.sample(model, sampler, [3, 7], seed=case["seed"], rng="official")
