@@ -19,6 +19,7 @@ from gtr.errors import GtRError
 from gtr.models import MAR, build_mar, load_mar
 from gtr.sampling import CACHES, SAMPLERS, build_cache, build_sampler
 from gtr.sampling.cache import Cache
+from gtr.sampling.compiled import check_mode
 from gtr.sampling.executor import make_rng, run_schedule
 from gtr.sampling.schedule import Schedule
 from gtr.tokenizers import build_tokenizer, load_tokenizer, to_uint8
@@ -26,7 +27,7 @@ from gtr.tokenizers import build_tokenizer, load_tokenizer, to_uint8
 
 def sample(model: MAR, sampler: Schedule, labels, *, seed: int | None = 0, image_ids: Sequence[int] | None = None,
            rng: str = "per_image", precision: str = "fp32", progress: bool = False,
-           cache: Cache | None = None, num_images: int | None = None) -> torch.Tensor:
+           cache: Cache | None = None, num_images: int | None = None, mode: str = "eager") -> torch.Tensor:
     """Latents [B, C, H, W] for class ``labels`` (ready for ``tokenizer.decode``), or for text features [B, L, C]
     with a text-to-image model (LightGen).
 
@@ -36,6 +37,8 @@ def sample(model: MAR, sampler: Schedule, labels, *, seed: int | None = 0, image
     ``cache``: how the model is evaluated across steps (None: in full; ``build_cache("lazymar")``: LazyMAR).
     ``labels=None`` samples ``num_images`` images unconditionally (every image on the model's null condition, CFG
     included, as the official ``sample_tokens(labels=None)``).
+    ``mode="compile"``: the transformer pass and diffusion-head step through ``torch.compile`` (same samples to float
+    tolerance, faster after a one-off compilation; :mod:`gtr.sampling.compiled`).
     """
     if labels is None:
         if num_images is None or isinstance(num_images, bool) or not isinstance(num_images, int) or num_images < 1:
@@ -46,12 +49,13 @@ def sample(model: MAR, sampler: Schedule, labels, *, seed: int | None = 0, image
         labels = labels.float() if labels.is_floating_point() else labels.long().reshape(-1)
         count, conditions = len(labels), labels
     device = next(model.parameters()).device
+    check_mode(mode, device)
     if rng == "official" and seed is not None:
         torch.manual_seed(seed)
         np.random.seed(seed)
     source = make_rng(rng, count, 0 if seed is None else seed, image_ids, device)
     tokens = run_schedule(model, sampler, None if conditions is None else conditions.to(device), source,
-                          precision=precision, progress=progress, cache=cache)
+                          precision=precision, progress=progress, cache=cache, mode=mode)
     return model.unpatchify(tokens)
 
 

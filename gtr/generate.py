@@ -31,6 +31,7 @@ from gtr.images import save_png
 from gtr.pipeline import (REPO_ROOT, batches_of_rank, cache_from_config, cache_settings, check_count, check_seed,
                           check_writable, load_configured_model, load_image_tokenizer, render_batches,
                           resolve_device, sampler_from_config)
+from gtr.sampling.compiled import check_mode
 from gtr.sampling.executor import autocast
 from gtr.sampling.schedule import check_plan
 
@@ -114,7 +115,7 @@ def log_to_wandb(cfg, record: dict, images_dir: Path) -> None:
 def render_sharded(runtime: Distributed, model, sampler, tokenizer, num_images: int, path_of: Callable[[int], Path],
                    condition_of: Callable[[list[int]], Any], cfg, desc: str) -> tuple[int, float]:
     """Render this rank's share of images 0..num_images-1 to ``path_of(id)`` (``cfg``: seed, batch_size, precision,
-    progress, cache), skipping every batch whose images all exist and decode; returns (images generated, seconds) on this
+    progress, cache, mode), skipping every batch whose images all exist and decode; returns (images generated, seconds) on this
     rank. All ranks meet at a barrier at the end."""
     mine = batches_of_rank(num_images, cfg.batch_size, runtime.rank, runtime.world)
     for ids in mine:  # half-written files of a killed run (each rank clears its own)
@@ -126,7 +127,8 @@ def render_sharded(runtime: Distributed, model, sampler, tokenizer, num_images: 
     with tqdm(total=sum(len(b) for b in mine), initial=done_before, unit="img", dynamic_ncols=True,
               desc=f"{desc} (rank 0 of {runtime.world})", disable=not cfg.progress or runtime.rank != 0) as bar:
         for ids, batch in render_batches(model, sampler, tokenizer, todo, condition_of, seed=cfg.seed,
-                                         precision=cfg.precision, cache=cache_from_config(cfg.get("cache"))):
+                                         precision=cfg.precision, cache=cache_from_config(cfg.get("cache")),
+                                         mode=cfg.mode):
             seconds += time.perf_counter() - t0
             for image_id, image in zip(ids, batch):
                 path = path_of(image_id)
@@ -189,6 +191,7 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
     sampler = sampler_from_config(cfg.sampler, cfg.diffusion)
     cache_from_config(cfg.get("cache"))  # validates the cache options before any work
     autocast(device, cfg.precision)
+    check_mode(cfg.mode, device)
     check_count("images_per_class", cfg.images_per_class)
     check_count("batch_size", cfg.batch_size)
     check_seed(cfg.seed)

@@ -29,6 +29,7 @@ from gtr.eval.geneval.summary import format_summary, scores, summarize
 from gtr.generate import Distributed, check_complete, claim_output, git_commit, render_sharded, run_settings
 from gtr.pipeline import (batches_of_rank, cache_from_config, cache_settings, check_writable, load_image_tokenizer,
                           resolve_device, run_job, run_tag, sampler_from_config)
+from gtr.sampling.compiled import check_mode
 from gtr.sampling.executor import autocast
 from gtr.sampling.schedule import check_plan
 from gtr.t2i import PromptEncoder, load_text_model
@@ -52,6 +53,7 @@ def generate_images(cfg, runtime: Distributed, records: list[dict]) -> dict:
     sampler = sampler_from_config(cfg.sampler, cfg.diffusion)
     cache_from_config(cfg.get("cache"))  # validates the cache options before any work
     autocast(device, cfg.precision)  # validates the precision name
+    check_mode(cfg.mode, device)
     model = load_text_model(cfg, device)
     check_plan(sampler.plan(model.seq_h, model.seq_w), model.seq_len, sampler.name)
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)

@@ -20,6 +20,7 @@ from gtr.images import imagenet_class_names, labelled_grid, save_png
 from gtr.models import MAR, build_mar, load_mar
 from gtr.sampling import build_cache, build_sampler
 from gtr.sampling.cache import Cache
+from gtr.sampling.compiled import check_mode
 from gtr.sampling.executor import RNG_MODES, autocast
 from gtr.sampling.schedule import Schedule, check_plan
 from gtr.tokenizers import LatentTokenizer, build_tokenizer, load_tokenizer, to_uint8
@@ -166,18 +167,20 @@ def batches_of_rank(num_images: int, batch_size: int, rank: int = 0, world: int 
 
 def render_batches(model, sampler: Schedule, tokenizer: LatentTokenizer, batches: Iterable[list[int]],
                    condition_of: Callable[[list[int]], Any], *, seed: int | None, precision: str,
-                   rng: str = "per_image", cache: Cache | None = None) -> Iterator[tuple[list[int], torch.Tensor]]:
+                   rng: str = "per_image", cache: Cache | None = None,
+                   mode: str = "eager") -> Iterator[tuple[list[int], torch.Tensor]]:
     """For each batch of image ids, yield the ids and their uint8 images [B, H, W, 3]: the latents of the batch's
     conditions (``condition_of(ids)``: class labels, text features, or None: unconditional) sampled with each image's
     own stream, decoded
-    under the run's precision (the official evaluation decodes under autocast too), through ``cache``."""
+    under the run's precision (the official evaluation decodes under autocast too), through ``cache``, in executor
+    ``mode`` (eager | compile)."""
     device = next(model.parameters()).device
     for ids in batches:
         condition = condition_of(ids)
         if isinstance(condition, torch.Tensor):
             condition = condition.to(device)
         latents = sample(model, sampler, condition, seed=seed, image_ids=ids, rng=rng, precision=precision,
-                         cache=cache, num_images=len(ids))
+                         cache=cache, num_images=len(ids), mode=mode)
         with autocast(device, precision):
             images = to_uint8(tokenizer.decode(latents))
         yield ids, images
@@ -207,6 +210,7 @@ def sample_to_folder(cfg) -> Path:
     if cfg.rng not in RNG_MODES:
         raise GtRError(f"unknown rng mode {cfg.rng!r}: choose one of {', '.join(RNG_MODES)}")
     autocast(device, cfg.precision)  # validates the precision name
+    check_mode(cfg.mode, device)
     model = load_configured_model(cfg, device)
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
     labels = np.repeat(np.asarray(classes, dtype=np.int64), cfg.images_per_class)  # row-major grid, a row per class
@@ -228,7 +232,7 @@ def sample_to_folder(cfg) -> Path:
         for ids, batch in render_batches(model, sampler, tokenizer, batches_of_rank(count, cfg.batch_size),
                                          lambda ids: None if unconditional else labels[ids],
                                          seed=None if cfg.rng == "official" else cfg.seed, rng=cfg.rng,
-                                         precision=cfg.precision, cache=cache):
+                                         precision=cfg.precision, cache=cache, mode=cfg.mode):
             for image_id, image in zip(ids, batch):
                 save_png(image, out / "images" / f"{image_id:05d}.png")
             images.append(batch)

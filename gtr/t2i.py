@@ -14,6 +14,7 @@ from gtr.images import labelled_grid, save_png
 from gtr.models import build_lightgen, load_lightgen
 from gtr.pipeline import (batches_of_rank, cache_from_config, check_writable, load_image_tokenizer, render_batches,
                           resolve_device, run_job, sampler_from_config)
+from gtr.sampling.compiled import check_mode
 from gtr.sampling.executor import autocast
 from gtr.sampling.schedule import check_plan
 from gtr.text import T5TextEncoder, cached_features
@@ -71,6 +72,7 @@ def sample_t2i(cfg) -> Path:
     prompts = read_prompts(cfg)
     device = resolve_device(cfg.device)
     autocast(device, cfg.precision)  # validates the precision name
+    check_mode(cfg.mode, device)
     sampler, cache = sampler_from_config(cfg.sampler, cfg.diffusion), cache_from_config(cfg.get("cache"))
     model = load_text_model(cfg, device)
     check_plan(sampler.plan(model.seq_h, model.seq_w), model.seq_len, sampler.name)
@@ -83,7 +85,7 @@ def sample_t2i(cfg) -> Path:
     with tqdm(total=len(rows), unit="img", desc=f"{cfg.model.name} / {sampler.name}", disable=not cfg.progress) as bar:
         for ids, batch in render_batches(model, sampler, tokenizer, batches_of_rank(len(rows), cfg.batch_size),
                                          lambda ids: features[rows[ids]], seed=cfg.seed, precision=cfg.precision,
-                                         cache=cache):
+                                         cache=cache, mode=cfg.mode):
             for image_id, image in zip(ids, batch):
                 save_png(image, out / "images" / f"{image_id:05d}.png")
             images.append(batch)

@@ -1,14 +1,17 @@
-"""Side-by-side timing of our executor and the official ``MAR.sample_tokens`` on the same weights.
+"""Side-by-side timing of our executor (eager and ``mode=compile``) and the official ``MAR.sample_tokens`` on the
+same weights.
 
 Needs a checkout of the official code (https://github.com/LTH14/mar) for the official column; its modules are
 imported from that path at run time, never copied here. Both run in this process on the same random weights
 (our state dict loads strictly into the official class, which is itself a check of key compatibility), with the
-same seeds; the official-RNG output of ours is compared with the official output.
+same seeds; the official-RNG output of ours is compared with the official output, and the compiled output with the
+eager one. The compiled row's first call (compilation) is reported separately, with its share of a 50k-image run.
 
     python scripts/bench_executor.py --official-repo /path/to/mar                 # tiny model, CPU
     python scripts/bench_executor.py --official-repo /path/to/mar --model mar_b --batch 64 --num-iter 64
 
-Writes results/bench_executor.json and results/bench_executor.md (ratios are measured in one run).
+Writes results/bench_executor.json and results/bench_executor.md (ratios are measured in one run); --out names
+another stem.
 """
 from __future__ import annotations
 
@@ -26,8 +29,10 @@ import torch.nn as nn
 import gtr
 from gtr.eval.latency import device_name, summary, time_interleaved
 from gtr.models.mar import PRESETS
+from gtr.sampling.compiled import check_mode
 
 REPO = Path(__file__).resolve().parent.parent
+COMPILED = "ours compiled (official RNG)"
 
 
 def official_model(repo: Path, preset: str, diffusion_steps: int, device: torch.device) -> nn.Module:
@@ -57,9 +62,15 @@ def main() -> None:
     parser.add_argument("--cfg", type=float, default=3.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
+    parser.add_argument("--no-compile", action="store_true", help="skip the mode=compile row")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench_executor")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.no_compile:
+        check_mode("compile", device)
 
     model = gtr.build_mar(args.model, seed=0, device=device)
     with torch.no_grad():  # random weights everywhere (the official init zeroes the head's output)
@@ -72,6 +83,8 @@ def main() -> None:
         "ours (official RNG)": lambda: gtr.sample(model, sampler, labels, seed=1, rng="official"),
         "ours (per-image RNG)": lambda: gtr.sample(model, sampler, labels, seed=1),
     }
+    if not args.no_compile:
+        methods[COMPILED] = lambda: gtr.sample(model, sampler, labels, seed=1, rng="official", mode="compile")
     if args.official_repo:
         official = official_model(args.official_repo, args.model, args.diffusion_steps, device)
         official.load_state_dict(model.state_dict(), strict=True)
@@ -84,18 +97,27 @@ def main() -> None:
                                               cfg_schedule="linear", labels=labels.to(device), temperature=1.0)
 
         methods["official sample_tokens"] = run_official
-    rows, outputs = time_interleaved(methods, args.repeats, device)
-    error = None
-    if args.official_repo:
-        ref = outputs["official sample_tokens"]
-        error = ((outputs["ours (official RNG)"] - ref).abs().max() / ref.abs().max()).item()
+    warmup: dict[str, float] = {}
+    rows, outputs = time_interleaved(methods, args.repeats, device, warmup)
+
+    def relative_error(name: str, reference: str) -> float:
+        ref = outputs[reference]
+        return ((outputs[name] - ref).abs().max() / ref.abs().max()).item()
+
+    error = relative_error("ours (official RNG)", "official sample_tokens") if args.official_repo else None
+    compiled = None
+    if not args.no_compile:
+        steady = statistics.median(rows[COMPILED])
+        startup = warmup[COMPILED] - steady
+        compiled = {"relative_max_abs_error_vs_eager": relative_error(COMPILED, "ours (official RNG)"),
+                    "startup_s": startup, "startup_share_of_50k_run": startup / (startup + 50_000 / args.batch * steady)}
 
     baseline = statistics.median(rows.get("official sample_tokens", rows["ours (official RNG)"]))
     result = {
         "command": " ".join(["python", Path(__file__).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]]),
         "device": f"{device.type}: {device_name(device)}", "threads": torch.get_num_threads(), "torch": torch.__version__,
         "model": args.model, "batch": args.batch, "num_iter": args.num_iter, "diffusion_steps": args.diffusion_steps,
-        "cfg": args.cfg, "repeats": args.repeats, "relative_max_abs_error_vs_official": error,
+        "cfg": args.cfg, "repeats": args.repeats, "relative_max_abs_error_vs_official": error, "compiled": compiled,
         "rows": [{"method": name, **summary(t),
                   "speedup_vs_official": baseline / statistics.median(t) if error is not None else None}
                  for name, t in rows.items()],
@@ -110,7 +132,12 @@ def main() -> None:
         f"batch {args.batch}, {args.num_iter} AR steps x {args.diffusion_steps} diffusion steps, linear CFG "
         f"{args.cfg}; median of {args.repeats} repeats interleaved across methods, after one warm-up each.  ",
         "Relative max-abs difference of our official-RNG output from the official output: "
-        + ("not run (no --official-repo)" if error is None else f"{error:.1e}"), "",
+        + ("not run (no --official-repo)" if error is None else f"{error:.1e}") + "  ",
+        *([] if compiled is None else [
+            f"Compiled (`mode=compile`) vs eager, same RNG: relative max-abs difference "
+            f"{compiled['relative_max_abs_error_vs_eager']:.1e}; compilation (first call minus a steady one) "
+            f"{compiled['startup_s']:.1f} s, {compiled['startup_share_of_50k_run']:.2%} of a 50k-image run at this "
+            "batch size.  "]), "",
         f"Largest run-to-run spread of any row, (max - min) / median: {spread:.0%}; speed differences smaller "
         "than that are not resolved by this run.", "",
         "| method | median s / batch | min | max | speed vs official |", "|---|---|---|---|---|",

@@ -8,15 +8,23 @@ from typing import Callable
 import torch
 
 
-def time_interleaved(methods: dict[str, Callable[[], object]], repeats: int,
-                     device: torch.device) -> tuple[dict[str, list[float]], dict[str, object]]:
-    """Per-method times (s) and last outputs. One warm-up call each, then ``repeats`` rounds that run every method
-    once, so drift in machine speed affects all methods alike; CUDA is synchronised around each call."""
+def time_interleaved(methods: dict[str, Callable[[], object]], repeats: int, device: torch.device,
+                     warmup: dict[str, float] | None = None) -> tuple[dict[str, list[float]], dict[str, object]]:
+    """Per-method times (s) and last outputs. One warm-up call each (its time goes into ``warmup`` when given: the
+    startup of a compiled method), then ``repeats`` rounds that run every method once, so drift in machine speed
+    affects all methods alike; CUDA is synchronised around each call."""
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    outputs = {name: fn() for name, fn in methods.items()}
+    outputs = {}
+    for name, fn in methods.items():
+        sync()
+        start = time.perf_counter()
+        outputs[name] = fn()
+        sync()
+        if warmup is not None:
+            warmup[name] = time.perf_counter() - start
     times: dict[str, list[float]] = {name: [] for name in methods}
     for _ in range(repeats):
         for name, fn in methods.items():

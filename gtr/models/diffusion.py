@@ -177,3 +177,25 @@ def p_sample_loop(
         noise = step_noise(k)
         x = mean + torch.exp(0.5 * log_variance) * noise * temperature if i > 0 else mean
     return x
+
+
+def step_coefficients(num_steps: int, clip_timestep: int | None = None, temperature: float = 1.0) -> torch.Tensor:
+    """[T, 7] float32: per respaced step i, the coefficients :func:`p_sample_loop` applies (log beta, clipped
+    posterior log variance, sqrt(1/alpha_bar), sqrt(1/alpha_bar - 1), the two posterior-mean coefficients) and the
+    noise scale (the temperature; 0 at i = 0, which adds no noise). As a tensor, one compiled step serves them all."""
+    s = respaced_schedule(num_steps, clip_timestep)
+    noise_scale = torch.full((s.num_steps,), float(temperature))
+    noise_scale[0] = 0.0
+    return torch.stack([s.log_betas, s.posterior_log_variance_clipped, s.sqrt_recip_alphas_cumprod,
+                        s.sqrt_recipm1_alphas_cumprod, s.posterior_mean_coef1, s.posterior_mean_coef2, noise_scale], 1)
+
+
+def denoise_update(out: torch.Tensor, x: torch.Tensor, coef: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """One ancestral step of :func:`p_sample_loop` from the model output ``out`` [M, 2C] at x [M, C], with ``coef``
+    a row of :func:`step_coefficients` (the same arithmetic in the same order, on tensors)."""
+    channels = x.shape[-1]
+    eps, var_values = out[:, :channels], out[:, channels:]
+    frac = (var_values + 1) / 2
+    log_variance = frac * coef[0] + (1 - frac) * coef[1]
+    mean = coef[4] * (coef[2] * x - coef[3] * eps) + coef[5] * x
+    return mean + torch.exp(0.5 * log_variance) * noise * coef[6]

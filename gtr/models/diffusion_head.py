@@ -12,7 +12,8 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 
-from gtr.models.diffusion import NUM_TRAIN_STEPS, p_sample_loop, training_loss
+from gtr.models.diffusion import (NUM_TRAIN_STEPS, denoise_update, p_sample_loop, respaced_schedule,
+                                  step_coefficients, training_loss)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -90,7 +91,10 @@ class SimpleMLPAdaLN(nn.Module):
 
     def forward_embedded(self, x: torch.Tensor, t: torch.Tensor, c_emb: torch.Tensor) -> torch.Tensor:
         """Denoiser output for noisy tokens x [M, C] at timesteps t ([M] or [1]) given ``cond_embed(z)`` [M, W]."""
-        y = self.time_embed(t.reshape(-1)) + c_emb
+        return self.denoise(x, self.time_embed(t.reshape(-1)) + c_emb)
+
+    def denoise(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The network body for noisy tokens x [M, C] and y = time_embed(t) + cond_embed(z) [M, W]."""
         x = self.input_proj(x)
         for block in self.res_blocks:
             x = block(x, y)
@@ -140,6 +144,20 @@ def guided(cond_out: torch.Tensor, uncond_eps: torch.Tensor, cfg_scale: float) -
     return torch.cat([uncond_eps + cfg_scale * (cond_eps - uncond_eps), cond_out[:, channels:]], dim=1)
 
 
+def head_step(net: SimpleMLPAdaLN, x: torch.Tensor, t_emb: torch.Tensor, c_emb: torch.Tensor, coef: torch.Tensor,
+              noise: torch.Tensor, cfg_scale: torch.Tensor | None) -> torch.Tensor:
+    """One whole denoising step as a pure function of tensors (what the executor's ``mode=compile`` compiles):
+    the network on x [M, C] (doubled when ``cfg_scale`` is given; c_emb then [2M, W]), guidance and the ancestral
+    update with ``coef`` a row of :func:`~gtr.models.diffusion.step_coefficients`. ``t_emb`` [1, W]."""
+    y = t_emb + c_emb
+    if cfg_scale is None:
+        out = net.denoise(x, y).float()
+    else:
+        cond, uncond = net.denoise(torch.cat([x, x]), y).float().chunk(2)
+        out = guided(cond, uncond[:, :x.shape[1]], cfg_scale)
+    return denoise_update(out, x, coef, noise)
+
+
 class DiffusionHead(nn.Module):
     """p(x | z) for one token given its condition z: :meth:`loss` trains it, :meth:`sample` draws from it (the
     official ``DiffLoss``)."""
@@ -167,6 +185,7 @@ class DiffusionHead(nn.Module):
         z_uncond: torch.Tensor | None = None,
         cfg_scale: float = 1.0,
         clip_timestep: int | None = None,
+        step: Callable[..., torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Token values [M, C] for conditions z [M, D], starting from x_T [M, C]. ``clip_timestep``: None is the
         official MAR respacing, 950 DiSA's min(t, 950) clipping (which the paper's FLOPs imply).
@@ -175,8 +194,15 @@ class DiffusionHead(nn.Module):
         branch (official ``forward_with_cfg``). The conditional and unconditional branches share the sampler state,
         so only the conditional half is carried: the official code carries both halves but discards the second.
         ``cond_embed(z)`` is the same at every diffusion step, so it is computed once (numerically identical).
+
+        ``step``: :func:`head_step` or a compiled version of it bound to this head's network (the executor's
+        ``mode=compile``); every step then runs as that one function, with the time embeddings of the whole schedule
+        computed up front and the noise drawn by ``step_noise`` exactly as in the loop. Equal to float tolerance.
         """
         net = self.net
+        if step is not None:
+            return self._sample_stepped(step, z, x_T, num_steps, step_noise, temperature, z_uncond, cfg_scale,
+                                        clip_timestep)
         if z_uncond is None:
             c_emb = net.cond_embed(z)
 
@@ -192,3 +218,17 @@ class DiffusionHead(nn.Module):
                 return guided(cond, uncond[:, :channels], cfg_scale)
 
         return p_sample_loop(model, x_T, num_steps, step_noise, temperature, clip_timestep)
+
+    def _sample_stepped(self, step, z, x_T, num_steps, step_noise, temperature, z_uncond, cfg_scale, clip_timestep):
+        net, device = self.net, z.device
+        sched = respaced_schedule(num_steps, clip_timestep)
+        t_emb = net.time_embed(sched.model_timesteps.to(device))
+        coef = step_coefficients(num_steps, clip_timestep, temperature).to(device)
+        c_emb = net.cond_embed(z if z_uncond is None else torch.cat([z, z_uncond]))
+        scale = None if z_uncond is None else torch.tensor(float(cfg_scale), device=device)
+        # Rows copied out, not views: a compiled step would otherwise specialise on their storage offsets.
+        t_rows, coef_rows = [r.clone() for r in t_emb.split(1)], [r.clone() for r in coef]
+        x = x_T
+        for k, i in enumerate(reversed(range(sched.num_steps))):
+            x = step(x, t_rows[i], c_emb, coef_rows[i], step_noise(k), scale)
+        return x

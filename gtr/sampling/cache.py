@@ -20,9 +20,10 @@ class Cache:
 
     name = "none"
 
-    def runner(self, model: torch.nn.Module, plan: Sequence[ARStep]) -> ModelRunner:
-        """The model evaluator for one sampling run of ``plan`` (fresh per run: it may hold caches across steps)."""
-        return ModelRunner(model)
+    def runner(self, model: torch.nn.Module, plan: Sequence[ARStep], mode: str = "eager") -> ModelRunner:
+        """The model evaluator for one sampling run of ``plan`` (fresh per run: it may hold caches across steps),
+        with eager or compiled passes (``mode``, :mod:`gtr.sampling.compiled`)."""
+        return ModelRunner(model, mode)
 
 
 NO_CACHE = Cache()

@@ -37,10 +37,12 @@ def autocast(device: torch.device, precision: str):
 
 @torch.no_grad()
 def run_schedule(model: torch.nn.Module, schedule: Schedule, conditions, rng: RandomSource,
-                 precision: str = "fp32", progress: bool = False, cache: Cache | None = None) -> torch.Tensor:
+                 precision: str = "fp32", progress: bool = False, cache: Cache | None = None,
+                 mode: str = "eager") -> torch.Tensor:
     """Sample tokens [B, N, C] for ``conditions`` (class labels for MAR; None: unconditional, every image on the
     model's null condition, as the official ``sample_tokens(labels=None)``) following ``schedule``, evaluating the
-    model through ``cache`` (None: no cache)."""
+    model through ``cache`` (None: no cache) with eager or compiled passes (``mode``: eager | compile,
+    :mod:`gtr.sampling.compiled`)."""
     device = next(model.parameters()).device
     b, (h, w), dim = rng.batch_size, (model.seq_h, model.seq_w), model.token_dim
     plan = schedule.plan(h, w)
@@ -62,7 +64,7 @@ def run_schedule(model: torch.nn.Module, schedule: Schedule, conditions, rng: Ra
     def doubled(x: torch.Tensor) -> torch.Tensor:  # the unconditional half repeats the conditional one
         return torch.cat([x, x]) if guided else x
 
-    runner = (cache or NO_CACHE).runner(model, plan)
+    runner = (cache or NO_CACHE).runner(model, plan, mode)
     start = 0
     for index, step in enumerate(tqdm(plan, desc="AR steps", leave=False, disable=not progress)):
         # Raster order inside a step: the official code lists the predicted tokens (and their noise) this way.

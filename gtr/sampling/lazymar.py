@@ -115,8 +115,8 @@ class LazyMARCache(Cache):
     def head_recompute(self, i: int, total: int) -> bool:
         return i > self.head_recompute_above * total
 
-    def runner(self, model: torch.nn.Module, plan: Sequence[ARStep]) -> ModelRunner:
-        return LazyMARRunner(model, self, self.walk(len(plan)))
+    def runner(self, model: torch.nn.Module, plan: Sequence[ARStep], mode: str = "eager") -> ModelRunner:
+        return LazyMARRunner(model, self, self.walk(len(plan)), mode)
 
     def options(self) -> dict:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -125,8 +125,8 @@ class LazyMARCache(Cache):
 class LazyMARRunner(ModelRunner):
     """Holds LazyMAR's caches for one sampling run."""
 
-    def __init__(self, model: torch.nn.Module, cache: LazyMARCache, modes: Sequence[StepMode]):
-        super().__init__(model)
+    def __init__(self, model: torch.nn.Module, cache: LazyMARCache, modes: Sequence[StepMode], mode: str = "eager"):
+        super().__init__(model, mode)
         if not isinstance(model, CachedPasses):
             raise GtRError(f"cache=lazymar needs a model that exposes its cached passes (gtr.models.cached), which "
                            f"{type(model).__name__} does not: use cache=none")

@@ -1,0 +1,91 @@
+"""The executor's ``mode=compile`` equals eager mode to float tolerance on every sampler config (caches included),
+on MAR and on LightGen, and keeps the per-image RNG's batch independence."""
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+import gtr
+from conftest import DATA, REPO
+from gtr.errors import GtRError
+from gtr.models import LightGen, lightgen_config
+from gtr.pipeline import cache_from_config, compose_config, sampler_from_config
+from gtr.sampling.compiled import check_mode, passes
+from gtr.sampling.executor import make_rng, run_schedule
+
+# Few diffusion steps keep eager and compiled runs fast; every other option stays as the config says.
+FEW_STEPS = {"diffusion_steps": 4, "upper_steps": 5, "lower_steps": 2, "t_max": 4, "t_min": 2, "t_rec": 2,
+             "t_detail": 4, "constant_steps": 3}
+CONFIGS = sorted(p.stem for p in (REPO / "configs" / "sampler").glob("*.yaml"))
+MAR_CONFIGS = [c for c in CONFIGS if "lightgen" not in c]
+
+
+def composed(model: str, config: str):
+    cfg = compose_config(f"model={model}", f"sampler={config}")
+    options = OmegaConf.to_container(cfg.sampler, resolve=True)
+    options.update({k: v for k, v in FEW_STEPS.items() if k in options})
+    return sampler_from_config(options, cfg.diffusion), cache_from_config(cfg.get("cache"))
+
+
+def assert_equal_to_tolerance(compiled: torch.Tensor, eager: torch.Tensor) -> None:
+    assert compiled.shape == eager.shape and torch.isfinite(compiled).all()
+    error = ((compiled - eager).abs().max() / eager.abs().max()).item()
+    assert error < 1e-4, error
+    assert not torch.equal(eager, torch.zeros_like(eager))
+
+
+@pytest.fixture(scope="module")
+def mar_tiny():
+    model = gtr.build_mar("mar_tiny", seed=0)
+    with torch.no_grad():  # the official init zeroes the head's output: draw every weight instead
+        generator = torch.Generator().manual_seed(0)
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator) * 0.02)
+    return model
+
+
+@pytest.mark.parametrize("config", MAR_CONFIGS)
+def test_compiled_equals_eager_on_every_mar_sampler_config(mar_tiny, config):
+    sampler, cache = composed("mar_tiny", config)
+    labels = torch.tensor([3, 7])
+    eager = gtr.sample(mar_tiny, sampler, labels, seed=5, cache=cache)
+    compiled = gtr.sample(mar_tiny, sampler, labels, seed=5, cache=cache, mode="compile")
+    assert_equal_to_tolerance(compiled, eager)
+
+
+def test_compiled_official_rng_and_unguided_and_unconditional(mar_tiny):
+    sampler = gtr.build_sampler("gtr", steps=[4, 1, 1], diffusion="constant", constant_steps=3, cfg=1.0)
+    for kwargs in [dict(labels=[1, 2], rng="official"), dict(labels=None, num_images=2)]:
+        eager = gtr.sample(mar_tiny, sampler, seed=2, **kwargs)
+        assert_equal_to_tolerance(gtr.sample(mar_tiny, sampler, seed=2, mode="compile", **kwargs), eager)
+
+
+def test_compiled_per_image_rng_is_independent_of_the_batch(mar_tiny):
+    sampler = gtr.build_sampler("gtr", steps=[8, 4, 4], t_max=4, t_min=2, t_rec=2, t_detail=4)
+    batch = gtr.sample(mar_tiny, sampler, [4, 5, 6], seed=1, mode="compile")
+    part = gtr.sample(mar_tiny, sampler, [5, 6], seed=1, image_ids=[1, 2], mode="compile")
+    assert ((batch[1:] - part).abs().max() / part.abs().max()).item() < 1e-4
+
+
+def test_compiled_passes_are_kept_outside_the_state_dict(mar_tiny):
+    keys = list(mar_tiny.state_dict())
+    assert passes(mar_tiny, "compile") is passes(mar_tiny, "compile")  # compiled once per model
+    assert list(mar_tiny.state_dict()) == keys and passes(mar_tiny, "eager").step is None
+
+
+def test_compiled_equals_eager_on_lightgen():
+    """GtR with FTS on LightGen (compiling a second model is the expensive part: one config)."""
+    case = torch.load(DATA / "tiny_lightgen_parity.pt", weights_only=True)
+    model = LightGen(lightgen_config("lightgen_tiny")).eval()
+    model.load_state_dict(case["checkpoint"]["model"], strict=True)
+    sampler, cache = composed("lightgen_tiny", "gtr_lightgen")
+    runs = [run_schedule(model, sampler, case["texts"], make_rng("per_image", 2, 0, None, "cpu"), cache=cache,
+                         mode=mode) for mode in ("eager", "compile")]
+    assert_equal_to_tolerance(runs[1], runs[0])
+
+
+def test_bad_mode_is_one_line_before_any_work(mar_tiny, monkeypatch):
+    with pytest.raises(GtRError, match="unknown executor mode 'fast': choose one of eager, compile"):
+        gtr.sample(mar_tiny, gtr.build_sampler("mar", num_iter=2), [0], mode="fast")
+    monkeypatch.setattr("gtr.sampling.compiled.shutil.which", lambda name: None)
+    with pytest.raises(GtRError, match="needs a C\\+\\+ compiler"):
+        check_mode("compile", "cpu")
