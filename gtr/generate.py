@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from tqdm.auto import tqdm
 
-from gtr.errors import GtRError
+from gtr.errors import GtRError, require
 from gtr.files import write_json
 from gtr.images import save_png
 from gtr.pipeline import (REPO_ROOT, batches_of_rank, cache_from_config, cache_settings, check_count, check_seed,
@@ -103,7 +103,7 @@ def log_to_wandb(cfg, record: dict, images_dir: Path) -> None:
     run = start_wandb(cfg, job_type="generate")
     if run is None:
         return
-    import wandb
+    wandb = require("wandb", "track")
     first = [np.asarray(Image.open(images_dir / f"{i:05d}.png").convert("RGB"))
              for i in range(min(64, record["num_images"]))]
     run.log({**{f"metrics/{k}": v for k, v in record.get("metrics", {}).items() if isinstance(v, (int, float))},

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from gtr.errors import GtRError
+from gtr.errors import GtRError, require
 from gtr.files import write_json
 from gtr.eval.geneval.colors import load_color_classifier
 from gtr.eval.geneval.detector import load_detector
@@ -170,7 +170,7 @@ def log_to_wandb(cfg, record: dict, out: Path) -> None:
     run = start_wandb(cfg, job_type="geneval")
     if run is None:
         return
-    import wandb
+    wandb = require("wandb", "track")
     firsts = [p / "samples" / "0000.png" for p in sorted(out.glob("[0-9]" * 5))[:16]]
     samples = [wandb.Image(str(path), caption=json.loads((path.parent.parent / "metadata.jsonl").read_text())["prompt"])
                for path in firsts if path.is_file()]

@@ -26,8 +26,8 @@ from gtr.sampling.schedule import Schedule, check_plan
 from gtr.tokenizers import LatentTokenizer, build_tokenizer, load_tokenizer, to_uint8
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = REPO_ROOT / "configs"
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the clone, for an editable install (git commit of a run)
+CONFIGS = Path(__file__).resolve().parent / "configs"  # shipped in the package (``configs/`` in a clone links here)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from gtr.errors import GtRError
+from gtr.errors import GtRError, require
 from gtr.weights import offline
 
 T5_NAME = "google/flan-t5-xxl"
@@ -37,6 +37,7 @@ class T5TextEncoder:
     def load(self) -> "T5TextEncoder":
         if self._model is not None:
             return self
+        require("transformers", "t2i")
         from transformers import AutoTokenizer, T5EncoderModel  # imported here: slow to import
         local = offline() or Path(self.name).is_dir()
         try:

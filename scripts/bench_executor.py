@@ -30,6 +30,7 @@ import gtr
 from gtr.eval.latency import device_name, summary, time_interleaved
 from gtr.models.mar import PRESETS
 from gtr.sampling.compiled import check_mode
+from gtr.sampling.executor import PRECISIONS, autocast
 
 REPO = Path(__file__).resolve().parent.parent
 COMPILED = "ours compiled (official RNG)"
@@ -62,6 +63,8 @@ def main() -> None:
     parser.add_argument("--cfg", type=float, default=3.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--precision", default="fp32", choices=sorted(PRECISIONS),
+                        help="autocast around both samplers (the official one included)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: torch's)")
     parser.add_argument("--no-compile", action="store_true", help="skip the mode=compile row")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench_executor")
@@ -80,11 +83,13 @@ def main() -> None:
     sampler = gtr.build_sampler("mar", num_iter=args.num_iter, diffusion_steps=args.diffusion_steps, cfg=args.cfg)
 
     methods = {
-        "ours (official RNG)": lambda: gtr.sample(model, sampler, labels, seed=1, rng="official"),
-        "ours (per-image RNG)": lambda: gtr.sample(model, sampler, labels, seed=1),
+        "ours (official RNG)": lambda: gtr.sample(model, sampler, labels, seed=1, rng="official",
+                                                  precision=args.precision),
+        "ours (per-image RNG)": lambda: gtr.sample(model, sampler, labels, seed=1, precision=args.precision),
     }
     if not args.no_compile:
-        methods[COMPILED] = lambda: gtr.sample(model, sampler, labels, seed=1, rng="official", mode="compile")
+        methods[COMPILED] = lambda: gtr.sample(model, sampler, labels, seed=1, rng="official", mode="compile",
+                                               precision=args.precision)
     if args.official_repo:
         official = official_model(args.official_repo, args.model, args.diffusion_steps, device)
         official.load_state_dict(model.state_dict(), strict=True)
@@ -92,7 +97,7 @@ def main() -> None:
         def run_official():
             torch.manual_seed(1)
             np.random.seed(1)
-            with torch.no_grad():
+            with torch.no_grad(), autocast(device, args.precision):
                 return official.sample_tokens(bsz=args.batch, num_iter=args.num_iter, cfg=args.cfg,
                                               cfg_schedule="linear", labels=labels.to(device), temperature=1.0)
 
@@ -117,7 +122,7 @@ def main() -> None:
         "command": " ".join(["python", Path(__file__).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]]),
         "device": f"{device.type}: {device_name(device)}", "threads": torch.get_num_threads(), "torch": torch.__version__,
         "model": args.model, "batch": args.batch, "num_iter": args.num_iter, "diffusion_steps": args.diffusion_steps,
-        "cfg": args.cfg, "repeats": args.repeats, "relative_max_abs_error_vs_official": error, "compiled": compiled,
+        "cfg": args.cfg, "precision": args.precision, "repeats": args.repeats, "relative_max_abs_error_vs_official": error, "compiled": compiled,
         "rows": [{"method": name, **summary(t),
                   "speedup_vs_official": baseline / statistics.median(t) if error is not None else None}
                  for name, t in rows.items()],
@@ -129,7 +134,7 @@ def main() -> None:
         "# Executor vs official `sample_tokens` (measured)", "",
         f"Command: `{result['command']}`  ",
         f"Device: {result['device']}, torch {result['torch']}; model {args.model}, "
-        f"batch {args.batch}, {args.num_iter} AR steps x {args.diffusion_steps} diffusion steps, linear CFG "
+        f"batch {args.batch}, {args.precision}, {args.num_iter} AR steps x {args.diffusion_steps} diffusion steps, linear CFG "
         f"{args.cfg}; median of {args.repeats} repeats interleaved across methods, after one warm-up each.  ",
         "Relative max-abs difference of our official-RNG output from the official output: "
         + ("not run (no --official-repo)" if error is None else f"{error:.1e}") + "  ",

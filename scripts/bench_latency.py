@@ -6,12 +6,16 @@
     python scripts/bench_latency.py --models lightgen --batch 4 --precision fp16 \
         --samplers lightgen_32 lightgen_16 lazymar_lightgen_16 gtr_lightgen lightgen_12 lazymar_lightgen_12 \
         gtr_lightgen_12                                                                     # Table 2 (GPU)
+    python scripts/bench_latency.py --models mar_h --batch 256 --precision bf16 --samplers mar gtr_16 \
+        --modes eager compile                                      # eager beside mode=compile (torch.compile)
 
 Random weights (latency does not depend on them); the same labels (LightGen: the same random T5 features) and seed
 for every sampler; timing includes the transformer and diffusion head (LightGen: and its text aligner), not the VAE
 or T5 (LightGen's FLOPs include its text aligner). Writes results/latency_<device>_<model>_<precision>_b<batch>.{json,md}
-per model (latency per image = batch time / batch, and on CUDA the peak memory of each sampler). The first sampler
-is the reference of the speedup columns.
+per model (latency per image = batch time / batch, achieved TFLOP/s and, on a GPU whose peak is known, its share of
+the dense bf16 peak; on CUDA the peak memory of each sampler). The first sampler in the first mode is the reference
+of the speedup columns; with several ``--modes`` the file name ends in ``_modes`` and a compiled row's startup (its
+first call minus a steady one) is reported.
 """
 from __future__ import annotations
 
@@ -27,8 +31,18 @@ from gtr.files import write_json
 from gtr.models.lightgen import LIGHTGEN_PRESETS, build_lightgen
 from gtr.models.mar import PRESETS
 from gtr.pipeline import cache_from_config, compose_config, sampler_from_config, sampling_options
+from gtr.sampling.compiled import MODES, check_mode
 
 REPO = Path(__file__).resolve().parent.parent
+# Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets, for the "share of peak" column.
+BF16_PEAK_TFLOPS = {"h100 80gb hbm3": 989.0, "h100 sxm": 989.0, "h200": 989.0, "h100 pcie": 756.0, "a100": 312.0}
+
+
+def bf16_peak(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device).lower()
+    return next((peak for key, peak in BF16_PEAK_TFLOPS.items() if key in name), None)
 
 
 def main() -> None:
@@ -42,9 +56,12 @@ def main() -> None:
                         help="diffusion.clip_timestep (default: 950 for MAR, the paper's FLOPs reading; LightGen's "
                              "own config, unclipped)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--modes", nargs="+", default=["eager"], choices=MODES, help="executor modes to time")
     parser.add_argument("--out-dir", type=Path, default=REPO / "results")
     args = parser.parse_args()
     device = torch.device(args.device)
+    for mode in args.modes:
+        check_mode(mode, device)
     for model_name in args.models:
         bench(model_name, args, device)
 
@@ -71,48 +88,62 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
         flops[name] = counter.sample(samplers[name], clip, caches[name]).total
     peak = {}
 
-    def method(name: str):
+    def method(name: str, mode: str):
         def run():
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             out = gtr.sample(model, samplers[name], conditions, seed=0, precision=args.precision,
-                             cache=caches[name])
+                             cache=caches[name], mode=mode)
             if device.type == "cuda":
-                peak[name] = torch.cuda.max_memory_allocated(device) / 2**30
+                peak[(name, mode)] = torch.cuda.max_memory_allocated(device) / 2**30
             return out
         return run
 
-    times, _ = time_interleaved({name: method(name) for name in args.samplers}, args.repeats, device)
+    runs = [(name, mode) for mode in args.modes for name in args.samplers]
+    label = {run: run[0] if len(args.modes) == 1 else f"{run[0]} [{run[1]}]" for run in runs}
+    warmup: dict[str, float] = {}
+    times, _ = time_interleaved({label[r]: method(*r) for r in runs}, args.repeats, device, warmup)
 
-    reference = args.samplers[0]
+    reference, peak_tflops = label[runs[0]], bf16_peak(device)
     rows = []
-    for name in args.samplers:
-        stats = summary(times[name])
+    for run in runs:
+        name, mode = run
+        stats = summary(times[label[run]])
         measured = summary(times[reference])["median_s"] / stats["median_s"]
-        flops_speedup = flops[reference] / flops[name]
-        rows.append({"sampler": name, **stats, "s_per_image": stats["median_s"] / args.batch,
+        flops_speedup = flops[runs[0][0]] / flops[name]
+        achieved = flops[name] * args.batch / stats["median_s"] / 1e12
+        rows.append({"sampler": name, "mode": mode, **stats, "s_per_image": stats["median_s"] / args.batch,
                      "tflops_per_image": flops[name] / 1e12, "speedup_measured": measured,
                      "speedup_flops": flops_speedup, "measured_over_flops": measured / flops_speedup,
-                     "peak_memory_gib": peak.get(name)})
+                     "achieved_tflops_per_s": achieved,
+                     "share_of_bf16_peak": None if peak_tflops is None else achieved / peak_tflops,
+                     "startup_s": warmup[label[run]] - stats["median_s"] if mode == "compile" else None,
+                     "peak_memory_gib": peak.get(run)})
     tag = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device).replace(" ", "_").lower()
     command = " ".join(["python", Path(__file__).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]])
     result = {"command": command, "device": device_name(device), "torch": torch.__version__, "model": model_name,
-              "batch": args.batch, "precision": args.precision, "clip_timestep": clip,
+              "batch": args.batch, "precision": args.precision, "clip_timestep": clip, "modes": args.modes,
+              "bf16_peak_tflops": peak_tflops,
               "repeats": args.repeats, "rows": rows}
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    out = args.out_dir / f"latency_{tag}_{model_name}_{args.precision}_b{args.batch}"
+    suffix = "" if args.modes == ["eager"] else "_modes"
+    out = args.out_dir / f"latency_{tag}_{model_name}_{args.precision}_b{args.batch}{suffix}"
     memory = device.type == "cuda"
     lines = [
         f"# Latency, {model_name}, batch {args.batch}, {args.precision} (measured)", "",
         f"Command: `{command}`  ", f"Device: {result['device']}, torch {torch.__version__}; random weights; "
         f"median of {args.repeats} repeats interleaved across samplers after one warm-up each; VAE not timed.", "",
-        "| sampler | median s / batch | min | max | s / image | TFLOPs / image | speedup measured | speedup FLOPs | "
-        "measured / FLOPs |" + (" peak GiB |" if memory else ""), "|---|---|---|---|---|---|---|---|---|" + ("---|" if memory else ""),
+        "| sampler | mode | median s / batch | min | max | s / image | TFLOPs / image | achieved TFLOP/s | "
+        "share of bf16 peak | speedup measured | speedup FLOPs | measured / FLOPs | compile startup s |"
+        + (" peak GiB |" if memory else ""), "|---" * 13 + "|" + ("---|" if memory else ""),
     ]
     for r in rows:
-        lines.append(f"| {r['sampler']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} | "
-                     f"{r['s_per_image']:.4f} | {r['tflops_per_image']:.2f} | {r['speedup_measured']:.2f}x | "
-                     f"{r['speedup_flops']:.2f}x | {r['measured_over_flops']:.2f} |"
+        share = "n/a" if r["share_of_bf16_peak"] is None else f"{r['share_of_bf16_peak']:.1%}"
+        startup = "—" if r["startup_s"] is None else f"{r['startup_s']:.1f}"
+        lines.append(f"| {r['sampler']} | {r['mode']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} | "
+                     f"{r['s_per_image']:.4f} | {r['tflops_per_image']:.2f} | {r['achieved_tflops_per_s']:.2f} | "
+                     f"{share} | {r['speedup_measured']:.2f}x | {r['speedup_flops']:.2f}x | "
+                     f"{r['measured_over_flops']:.2f} | {startup} |"
                      + (f" {r['peak_memory_gib']:.1f} |" if memory else ""))
     write_json(out.with_suffix(".json"), result, indent=2)
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -5,17 +5,7 @@ it with the pip-installable GenEval scorer, write results.jsonl, summary.txt and
     torchrun --nproc_per_node 8 scripts/geneval.py sampler=mar         # LightGen-32 baseline on 8 GPUs
     python scripts/geneval.py model=lightgen_tiny num_prompts=6 geneval.detector=hf geneval.detector_path=<folder>
 """
-import hydra
-from omegaconf import DictConfig
-
-from gtr.geneval import main
-from gtr.pipeline import CONFIGS
-
-
-@hydra.main(config_path=str(CONFIGS), config_name="geneval", version_base="1.3")
-def run(cfg: DictConfig) -> None:
-    main(cfg)
-
+from gtr.cli import geneval
 
 if __name__ == "__main__":
-    run()
+    geneval()

@@ -45,11 +45,12 @@ class Measured:
         self.latency = []
         for path in sorted(RESULTS.glob("latency_*.json")):
             data = json.loads(path.read_text())
-            for row in data["rows"]:
+            eager = [row for row in data["rows"] if row.get("mode", "eager") == "eager"]  # the paper's tables
+            for row in eager:
                 per_image = row.get("s_per_image", row["median_s"] / data["batch"])
                 device = f"{data['device']} (batch {data['batch']}, {data.get('precision', 'fp32')})"
                 self.latency.append({**row, "s_per_image": per_image, "model": data["model"], "device": device,
-                                     "gpu": not path.stem.startswith("latency_cpu"), "rows_in_file": len(data["rows"])})
+                                     "gpu": not path.stem.startswith("latency_cpu"), "rows_in_file": len(eager)})
         self.runs, self.all_records = {}, []
         for pattern in run_globs:
             for path in sorted(glob.glob(pattern, recursive=True)):

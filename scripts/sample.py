@@ -3,15 +3,7 @@
     python scripts/sample.py                                  # tiny model, CPU, seconds
     python scripts/sample.py model=mar_h sampler=mar sampler.num_iter=256 batch_size=64
 """
-import hydra
-
-from gtr.pipeline import main
-
-
-@hydra.main(config_path="../configs", config_name="sample", version_base="1.3")
-def run(cfg) -> None:
-    main(cfg)
-
+from gtr.cli import sample
 
 if __name__ == "__main__":
-    run()
+    sample()

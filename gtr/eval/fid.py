@@ -13,11 +13,14 @@ from typing import Iterable, Protocol
 
 import numpy as np
 import torch
-from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
-from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
 from tqdm.auto import tqdm
 
-from gtr.errors import GtRError
+from gtr.errors import GtRError, require
+
+require("torch_fidelity", "eval")  # one line naming the extra when it is missing
+from torch_fidelity.metric_fid import (KEY_METRIC_FID, fid_features_to_statistics,  # noqa: E402
+                                       fid_statistics_to_metric)
+from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric  # noqa: E402
 
 
 class FeatureExtractor(Protocol):

@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from gtr.errors import GtRError
+from gtr.errors import GtRError, require
 from gtr.eval.geneval.rules import COLORS, Detection
 
 CLIP_NAME = "openai/clip-vit-large-patch14"  # the weights of open_clip's ViT-L-14 "openai"
@@ -100,6 +100,7 @@ class ColorClassifier:
 def load_color_classifier(name_or_path: str | os.PathLike | None = None, download: bool = True,
                           device: str | torch.device = "cpu", amp: bool = True) -> ColorClassifier:
     """CLIP ViT-L/14 (hub id or local folder holding the model and its tokenizer)."""
+    require("transformers", "t2i")
     from transformers import AutoTokenizer, CLIPModel
     from gtr.weights import offline
     name = str(name_or_path or CLIP_NAME)

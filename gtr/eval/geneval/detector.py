@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from gtr.errors import GtRError
+from gtr.errors import GtRError, require
 from gtr.eval.geneval.rules import OBJECT_NAMES
 
 HF_DETECTOR = "facebook/mask2former-swin-small-coco-instance"
@@ -155,6 +155,7 @@ def load_detector(kind: str, path: str | os.PathLike | None = None, root: str | 
         from gtr.eval.geneval.convert import mmdet_to_hf
         from gtr.weights import WEIGHTS, resolve
         return Detector(mmdet_to_hf(resolve(WEIGHTS["geneval_mask2former"], path, root, download)), kind, device)
+    require("transformers", "t2i")
     from transformers import Mask2FormerForUniversalSegmentation
     from gtr.weights import offline
     name = str(path or HF_DETECTOR)
