@@ -77,3 +77,57 @@ def train(cfg: DictConfig) -> None:
     except GtRError as err:
         _fail(err)
     print(f"wrote {path}")
+
+
+def score(argv: list[str] | None = None) -> None:
+    """``gtr-score`` / ``scripts/score.py``: FID/IS of a folder or ADM ``.npz``, or its statistics (``--save-stats``)."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog="gtr-score", description=score.__doc__.split(":", 1)[1].strip())
+    parser.add_argument("images", type=Path, help="a folder of .png/.jpg images or an .npz with arr_0 [N, H, W, 3]")
+    parser.add_argument("--reference", help="adm_in256 (official ImageNet-256 statistics), an .npz of mu/sigma, a "
+                                            "folder of reference images, or fashion_mnist:<split> "
+                                            "(fashion_mnist32:<split>: resized to 32 px)")
+    parser.add_argument("--extractor", default="inception", choices=["inception", "fmnist"],
+                        help="inception: FID/IS (torch-fidelity's Inception-v3); fmnist: the Fashion-MNIST analogues")
+    parser.add_argument("--labels", type=Path, help=".npy of class labels, one per image (fmnist: class accuracy)")
+    parser.add_argument("--save-stats", type=Path, help="write the images' FID statistics here instead of scoring")
+    parser.add_argument("--out", type=Path, help="also write the scores as JSON here")
+    parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--weights-root", default="pretrained_models")
+    parser.add_argument("--no-download", action="store_true", help="never download (Inception, named references)")
+    parser.add_argument("--data-root", help="Fashion-MNIST folder (for fashion_mnist references)")
+    args = parser.parse_args(argv)
+    try:
+        import numpy as np
+
+        from gtr.eval.score import folder_statistics, score_config, score_images
+        from gtr.files import write_json
+        from gtr.pipeline import check_count, resolve_device
+        check_count("--batch-size", args.batch_size)
+        if args.save_stats is None and args.reference is None:
+            raise GtRError("say what to compare with: --reference adm_in256 | <stats.npz> | <folder> | "
+                           "fashion_mnist:test (or --save-stats <out.npz> to write statistics)")
+        device = resolve_device(args.device)
+        cfg = score_config(args.extractor, args.reference, args.weights_root, not args.no_download, True,
+                           args.data_root)
+        if args.save_stats is not None:
+            print(f"wrote {folder_statistics(args.images, args.save_stats, cfg, device, args.batch_size)}")
+            return
+        labels = None
+        if args.labels is not None:
+            try:
+                labels = np.load(args.labels, allow_pickle=False).reshape(-1)
+                if labels.dtype.kind not in "iu":
+                    raise ValueError(f"dtype {labels.dtype}")
+            except (OSError, ValueError) as err:
+                raise GtRError(f"cannot read labels {args.labels} ({err}): give an .npy of integers") from err
+        result = score_images(args.images, cfg, device, labels, args.batch_size)
+        if args.out is not None:
+            write_json(args.out, result, indent=2)
+    except GtRError as err:
+        _fail(err)
+    print(json.dumps(result, indent=2))

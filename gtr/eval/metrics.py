@@ -5,7 +5,7 @@ classifier, whose numbers are the analogues and are always labelled so)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -94,13 +94,21 @@ def score_folder(folder: Path, num_images: int, labels: np.ndarray, cfg, device:
                  images: np.ndarray | None = None, batch_size: int = 200) -> dict:
     """FID/IS (or their analogues) of the images ``{id:05d}.png`` of a folder, or of the same images already read
     (uint8 [N, H, W, 3])."""
-    extractor = make_extractor(cfg.metrics.extractor, cfg, device)
-    reference = reference_stats(cfg.metrics.reference, extractor, cfg)
     if images is None:
         batches = png_batches([folder / f"{i:05d}.png" for i in range(num_images)], batch_size)
     else:
         batches = (torch.from_numpy(images[i:i + batch_size]) for i in range(0, num_images, batch_size))
+    return score_batches(batches, num_images, cfg, device, labels)
+
+
+def score_batches(batches: Iterable[torch.Tensor], num_images: int, cfg, device: torch.device,
+                  labels: np.ndarray | None = None) -> dict:
+    """FID/IS (or their analogues; with ``labels``, class accuracy too) of uint8 [B, H, W, 3] batches, as
+    ``cfg.metrics`` says (extractor, reference)."""
+    extractor = make_extractor(cfg.metrics.extractor, cfg, device)
+    reference = reference_stats(cfg.metrics.reference, extractor, cfg)
     features, logits = extract(extractor, batches, num_images, progress=cfg.progress)
+    num_images = len(features)
     fid = frechet_distance(statistics(features), reference)
     splits = min(10, num_images)
     is_mean, is_std = inception_score(logits, splits=splits)
@@ -108,6 +116,6 @@ def score_folder(folder: Path, num_images: int, labels: np.ndarray, cfg, device:
     result = {"extractor": extractor.name, "reference": str(cfg.metrics.reference),
               "fid_fmnist" if analogue else "fid": fid, "is_fmnist" if analogue else "is": is_mean,
               "is_std": is_std, "is_splits": splits}
-    if analogue:
+    if analogue and labels is not None:
         result["accuracy"] = float((logits.argmax(1).numpy() == labels).mean())
     return result

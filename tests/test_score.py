@@ -1,0 +1,100 @@
+"""The standalone scorer: a folder and the same images as an ADM .npz score alike, statistics written once score
+the same images to ~0, the .npz is streamed in blocks, and bad inputs are one line (exit 2) before any work."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import DATA, REPO
+from gtr.cli import score
+from gtr.data import FashionMNIST
+from gtr.errors import GtRError
+from gtr.eval.score import npz_batches
+
+SUBSET = DATA / "fashion_mnist_subset"
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """45 Fashion-MNIST test images as RGB PNGs, the same as an ADM .npz, and their labels."""
+    root = tmp_path_factory.mktemp("score")
+    data = FashionMNIST("test", SUBSET)
+    pixels = np.stack([np.asarray(data[i][0]) for i in range(45)])
+    if pixels.ndim == 4:  # [N, 1, H, W] float in [0, 1] or [-1, 1]
+        pixels = pixels[:, 0]
+    if pixels.dtype != np.uint8:
+        pixels = np.clip((pixels - pixels.min()) / (pixels.max() - pixels.min()) * 255 + 0.5, 0, 255).astype(np.uint8)
+    rgb = np.repeat(pixels[..., None], 3, axis=-1)
+    folder = root / "images"
+    folder.mkdir()
+    for i, image in enumerate(rgb):
+        Image.fromarray(image).save(folder / f"{i:05d}.png")
+    np.savez(root / "samples.npz", arr_0=rgb)
+    labels = np.array([int(data[i][1]) for i in range(45)], dtype=np.int64)
+    np.save(root / "labels.npy", labels)
+    return root, rgb
+
+
+def run(*args):
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "score.py"), *map(str, args)], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_npz_is_streamed_in_blocks_equal_to_the_array(images):
+    root, rgb = images
+    count, batches = npz_batches(root / "samples.npz", batch_size=20)
+    blocks = list(batches)
+    assert count == 45 and [len(b) for b in blocks] == [20, 20, 5]
+    assert torch.equal(torch.cat(blocks), torch.from_numpy(rgb))
+
+
+def test_folder_and_npz_score_alike_and_saved_statistics_score_them_to_zero(images, capsys):
+    root, _ = images
+    common = ["--extractor", "fmnist", "--data-root", SUBSET, "--device", "cpu"]
+    results = []
+    for source in (root / "images", root / "samples.npz"):
+        score([str(source), "--reference", "fashion_mnist:test", "--labels", str(root / "labels.npy"),
+               "--out", str(root / f"{source.stem}.json"), *map(str, common)])
+        results.append(json.loads((root / f"{source.stem}.json").read_text()))
+    assert results[0]["num_images"] == results[1]["num_images"] == 45
+    for key in ("fid_fmnist", "is_fmnist", "accuracy"):
+        assert results[0][key] == pytest.approx(results[1][key], rel=1e-9)
+    assert results[0]["accuracy"] > 0.5  # real images of their own classes
+    score([str(root / "images"), "--save-stats", str(root / "stats.npz"), *map(str, common)])
+    score([str(root / "samples.npz"), "--reference", str(root / "stats.npz"), "--out", str(root / "self.json"),
+           *map(str, common)])
+    assert abs(json.loads((root / "self.json").read_text())["fid_fmnist"]) < 1e-3
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no_reference", "say what to compare with: --reference adm_in256"),
+    ("not_images", "is neither a folder of images nor an .npz of samples"),
+    ("wrong_npz", "has no arr_0 (the ADM sample layout): it holds mu, sigma"),
+    ("bad_labels", "got 3 labels for 45 images"),
+])
+def test_bad_inputs_are_one_line(images, case, message):
+    root, _ = images
+    np.savez(root / "stats_only.npz", mu=np.zeros(2), sigma=np.eye(2))
+    np.save(root / "three.npy", np.arange(3))
+    args = {"no_reference": [root / "images"],
+            "not_images": [root / "labels.npy", "--reference", "fashion_mnist:test"],
+            "wrong_npz": [root / "stats_only.npz", "--reference", "fashion_mnist:test"],
+            "bad_labels": [root / "images", "--reference", "fashion_mnist:test", "--labels", root / "three.npy"]}[case]
+    done = run(*args, "--extractor", "fmnist", "--data-root", SUBSET, "--device", "cpu")
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_scorer_module_rejects_a_truncated_npz(images, tmp_path):
+    root, _ = images
+    data = (root / "samples.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(GtRError):
+        count, batches = npz_batches(tmp_path / "cut.npz")
+        list(batches)
