@@ -15,8 +15,9 @@ import json
 import os
 import subprocess
 import time
+import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -89,10 +90,26 @@ def git_commit() -> str | None:
         return None
 
 
-def pack_npz(images: np.ndarray, path: Path) -> Path:
-    """uint8 images [N, H, W, 3] as one ADM-layout .npz (``arr_0``), written atomically."""
+def pack_npz(images: Sequence[Path], path: Path) -> Path:
+    """PNG files as one ADM-layout .npz (``arr_0``, uint8 [N, H, W, 3]), written atomically and streamed: one image
+    in memory at a time, whatever N (50k 256-px images are 9.8 GB). Readable by ``np.load`` and the ADM evaluator."""
+    first = np.asarray(Image.open(images[0]).convert("RGB"))
     tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, arr_0=images)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+              "shape": (len(images), *first.shape)}
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+            with archive.open("arr_0.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array_header_2_0(f, header)
+                for image_path in images:
+                    image = np.asarray(Image.open(image_path).convert("RGB"))
+                    if image.shape != first.shape:
+                        raise GtRError(f"{image_path} is {image.shape[1]}x{image.shape[0]}, the others "
+                                       f"{first.shape[1]}x{first.shape[0]}: one .npz holds images of one size")
+                    f.write(np.ascontiguousarray(image).tobytes())
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # nothing half-written is left
+        raise
     os.replace(tmp, path)
     return path
 
@@ -226,14 +243,11 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
                   "world_size": runtime.world, "device": str(device), "precision": cfg.precision,
                   "generated_by_rank0": generated, "seconds_rank0": seconds, "git_commit": git_commit(),
                   "images": str(images_dir)}
-        images = None
-        if cfg.npz:  # read once, for the .npz and the scorer; without it the scorer streams the PNGs
-            images = np.stack([np.asarray(Image.open(images_dir / f"{i:05d}.png").convert("RGB"))
-                               for i in range(num_images)])
-            record["npz"] = str(pack_npz(images, out / "samples.npz"))
+        if cfg.npz:  # streamed from the PNGs, as the scorer is: rank 0's memory does not grow with num_images
+            record["npz"] = str(pack_npz([path_of(i) for i in range(num_images)], out / "samples.npz"))
         if cfg.metrics.enabled:
             from gtr.eval.metrics import score_folder
-            record["metrics"] = score_folder(images_dir, num_images, labels, cfg, device, images)
+            record["metrics"] = score_folder(images_dir, num_images, labels, cfg, device)
         write_json(out / "results.json", record)
         log_to_wandb(cfg, record, images_dir)
     return record  # the other ranks leave after generation: none waits on rank 0's scoring

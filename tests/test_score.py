@@ -98,3 +98,15 @@ def test_scorer_module_rejects_a_truncated_npz(images, tmp_path):
     with pytest.raises(GtRError):
         count, batches = npz_batches(tmp_path / "cut.npz")
         list(batches)
+
+
+def test_pack_npz_streams_pngs_into_the_adm_layout(images, tmp_path):
+    from gtr.generate import pack_npz
+    root, rgb = images
+    path = pack_npz(sorted((root / "images").glob("*.png")), tmp_path / "samples.npz")
+    with np.load(path, allow_pickle=False) as data:
+        assert list(data) == ["arr_0"] and np.array_equal(data["arr_0"], rgb)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "small.png")
+    with pytest.raises(GtRError, match="one .npz holds images of one size"):
+        pack_npz([root / "images" / "00000.png", tmp_path / "small.png"], tmp_path / "mixed.npz")
+    assert not (tmp_path / "mixed.npz").exists() and not (tmp_path / ".mixed.tmp.npz").exists()
