@@ -14,6 +14,7 @@ from PIL import Image
 from gtr.errors import GtRError
 from gtr.eval.fashion import parse_reference
 from gtr.eval.fid import extract, frechet_distance, inception_score, load_statistics, statistics
+from gtr.eval.score import folder_images
 
 
 def png_batches(paths: list[Path], batch_size: int = 200) -> Iterator[torch.Tensor]:
@@ -66,7 +67,7 @@ def reference_stats(reference: str, extractor, cfg) -> dict[str, np.ndarray]:
         return reference_statistics(extractor, fashion[0], cfg.metrics.get("data_root"), size=fashion[1])
     path = reference_file(reference, cfg)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+        files = folder_images(path, minimum=0)
         if len(files) < 2:
             raise GtRError(f"reference folder {path} holds {len(files)} images: need at least 2")
         return statistics(extract(extractor, png_batches(files), len(files))[0])
@@ -91,13 +92,9 @@ def preflight(cfg) -> None:
 
 
 def score_folder(folder: Path, num_images: int, labels: np.ndarray, cfg, device: torch.device,
-                 images: np.ndarray | None = None, batch_size: int = 200) -> dict:
-    """FID/IS (or their analogues) of the images ``{id:05d}.png`` of a folder, or of the same images already read
-    (uint8 [N, H, W, 3])."""
-    if images is None:
-        batches = png_batches([folder / f"{i:05d}.png" for i in range(num_images)], batch_size)
-    else:
-        batches = (torch.from_numpy(images[i:i + batch_size]) for i in range(0, num_images, batch_size))
+                 batch_size: int = 200) -> dict:
+    """FID/IS (or their analogues) of the images ``{id:05d}.png`` of a folder, streamed."""
+    batches = png_batches([folder / f"{i:05d}.png" for i in range(num_images)], batch_size)
     return score_batches(batches, num_images, cfg, device, labels)
 
 

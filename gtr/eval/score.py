@@ -22,9 +22,10 @@ from gtr.errors import GtRError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-def folder_images(folder: Path) -> list[Path]:
+def folder_images(folder: Path, minimum: int = 1) -> list[Path]:
+    """The .png/.jpg images of a folder, sorted by name (at least ``minimum`` of them)."""
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
+    if len(files) < minimum:
         raise GtRError(f"{folder} holds no .png/.jpg images")
     return files
 
@@ -36,7 +37,8 @@ def read_header(f) -> tuple[tuple, bool, np.dtype]:
     return reader(f)
 
 
-def npz_array_header(archive: zipfile.ZipFile, path: Path) -> tuple[zipfile.ZipInfo, tuple, np.dtype, bool]:
+def npz_array_header(archive: zipfile.ZipFile, path: Path) -> tuple[zipfile.ZipInfo, tuple]:
+    """The ``arr_0`` member of an ADM .npz and its shape, checked to be uint8 [N, H, W, 3]."""
     names = archive.namelist()
     if "arr_0.npy" not in names:
         raise GtRError(f"{path} has no arr_0 (the ADM sample layout): it holds {', '.join(n[:-4] for n in names)}")
@@ -45,7 +47,7 @@ def npz_array_header(archive: zipfile.ZipFile, path: Path) -> tuple[zipfile.ZipI
         shape, fortran, dtype = read_header(f)
     if dtype != np.uint8 or len(shape) != 4 or shape[-1] != 3 or fortran:
         raise GtRError(f"{path}: arr_0 must be uint8 [N, H, W, 3], got {dtype} {list(shape)}")
-    return info, shape, dtype, fortran
+    return info, shape
 
 
 def npz_batches(path: Path, batch_size: int = 200) -> tuple[int, Iterator[torch.Tensor]]:
@@ -55,7 +57,7 @@ def npz_batches(path: Path, batch_size: int = 200) -> tuple[int, Iterator[torch.
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as err:
         raise GtRError(f"{path} is not a readable .npz ({err})") from err
-    info, shape, _, _ = npz_array_header(archive, path)
+    info, shape = npz_array_header(archive, path)
     row = int(np.prod(shape[1:]))
 
     def batches() -> Iterator[torch.Tensor]:
