@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from gtr.errors import GtRError
-from gtr.models import MAR, build_mar, load_mar
+from gtr.models import MAR, build_mar, build_model, load_mar, load_pretrained
 from gtr.sampling import CACHES, SAMPLERS, build_cache, build_sampler
 from gtr.sampling.cache import Cache
 from gtr.sampling.compiled import check_mode
@@ -59,5 +59,5 @@ def sample(model: MAR, sampler: Schedule, labels, *, seed: int | None = 0, image
     return model.unpatchify(tokens)
 
 
-__all__ = ["CACHES", "GtRError", "MAR", "SAMPLERS", "build_cache", "build_mar", "build_sampler", "build_tokenizer",
-           "load_mar", "load_tokenizer", "sample", "to_uint8"]
+__all__ = ["CACHES", "GtRError", "MAR", "SAMPLERS", "build_cache", "build_mar", "build_model", "build_sampler",
+           "build_tokenizer", "load_mar", "load_pretrained", "load_tokenizer", "sample", "to_uint8"]

@@ -9,22 +9,44 @@ Heavy modules are imported inside each job, so one job does not load another's s
 """
 from __future__ import annotations
 
+import functools
 import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from gtr.errors import GtRError
-from gtr.pipeline import CONFIGS
+from gtr.config import CONFIGS, preflight
+from gtr.errors import GtRError, one_line_errors
+from gtr.schema import register
 
 
 def _job(config_name: str):
-    return hydra.main(config_path=str(CONFIGS), config_name=config_name, version_base="1.3")
+    """A Hydra job over the shipped config ``config_name`` whose command line is composed and checked first
+    (:func:`gtr.config.preflight`): configuration errors are one line and exit 2 before anything runs."""
+    def decorate(fn):
+        hydra_main = hydra.main(config_path=str(CONFIGS), config_name=config_name, version_base="1.3")(
+            _one_line_errors(fn))
+
+        @functools.wraps(fn)
+        def entry() -> None:
+            register()  # the model registry and the schemas, which Hydra's own --help also composes
+            preflight(config_name, sys.argv[1:])
+            hydra_main()
+        return entry
+    return decorate
 
 
 def _fail(err: GtRError) -> None:
     print(f"error: {err}", file=sys.stderr)
     sys.exit(2)
+
+
+def _one_line_errors(fn):
+    @functools.wraps(fn)
+    def job(cfg: DictConfig) -> None:
+        with one_line_errors(cfg.get("output_dir") or cfg.get("out_dir")):
+            fn(cfg)
+    return job
 
 
 @_job("sample")
@@ -44,12 +66,9 @@ def sample_t2i(cfg: DictConfig) -> None:
 @_job("generate")
 def generate(cfg: DictConfig) -> None:
     """An evaluation set (resumable, any number of processes), scored with FID/IS."""
-    try:
-        from gtr.generate import generate as run
-        from gtr.pipeline import run_tag
-        record = run(cfg, sampler_config=run_tag(cfg.sampler.name))  # gtr_16, or gtr_16+lazymar
-    except GtRError as err:
-        _fail(err)
+    from gtr.generate import generate as run
+    from gtr.pipeline import run_tag
+    record = run(cfg, sampler_config=run_tag(cfg.sampler.name))  # gtr_16, or gtr_16+lazymar
     if record:
         metrics = record.get("metrics", {})
         print(f"wrote {cfg.output_dir}/results.json" + (f": {metrics}" if metrics else ""))
@@ -65,17 +84,14 @@ def geneval(cfg: DictConfig) -> None:
 @_job("train")
 def train(cfg: DictConfig) -> None:
     """The project's own Fashion-MNIST networks (tokenizer, MAR, classifier); resumable."""
-    try:
-        from gtr.tracking import start_wandb
-        from gtr.training.jobs import JOBS
-        if cfg.train.job not in JOBS:
-            raise GtRError(f"unknown training job {cfg.train.job!r}: choose train=tokenizer, mar or classifier")
-        run = start_wandb(cfg, job_type=f"train-{cfg.train.job}")
-        path = JOBS[cfg.train.job](cfg, run)
-        if run is not None:
-            run.finish()
-    except GtRError as err:
-        _fail(err)
+    from gtr.tracking import start_wandb
+    from gtr.training.jobs import JOBS
+    if cfg.train.job not in JOBS:
+        raise GtRError(f"unknown training job {cfg.train.job!r}: choose train=tokenizer, mar or classifier")
+    run = start_wandb(cfg, job_type=f"train-{cfg.train.job}")
+    path = JOBS[cfg.train.job](cfg, run)
+    if run is not None:
+        run.finish()
     print(f"wrote {path}")
 
 

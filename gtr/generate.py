@@ -27,14 +27,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from gtr.errors import GtRError, require
-from gtr.files import write_json
+from gtr.files import atomic_path, write_json
 from gtr.images import save_png
-from gtr.pipeline import (REPO_ROOT, batches_of_rank, cache_from_config, cache_settings, check_count, check_seed,
-                          check_writable, load_configured_model, load_image_tokenizer, render_batches,
-                          resolve_device, sampler_from_config)
-from gtr.sampling.compiled import check_mode
-from gtr.sampling.executor import autocast
-from gtr.sampling.schedule import check_plan
+from gtr.pipeline import REPO_ROOT, Run, batches_of_rank, cache_settings, check_count, check_writable, resolve_device
 
 
 def image_ok(path: Path) -> bool:
@@ -94,10 +89,9 @@ def pack_npz(images: Sequence[Path], path: Path) -> Path:
     """PNG files as one ADM-layout .npz (``arr_0``, uint8 [N, H, W, 3]), written atomically and streamed: one image
     in memory at a time, whatever N (50k 256-px images are 9.8 GB). Readable by ``np.load`` and the ADM evaluator."""
     first = np.asarray(Image.open(images[0]).convert("RGB"))
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
               "shape": (len(images), *first.shape)}
-    try:
+    with atomic_path(path) as tmp:  # nothing half-written is left
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
             with archive.open("arr_0.npy", "w", force_zip64=True) as f:
                 np.lib.format.write_array_header_2_0(f, header)
@@ -107,10 +101,6 @@ def pack_npz(images: Sequence[Path], path: Path) -> Path:
                         raise GtRError(f"{image_path} is {image.shape[1]}x{image.shape[0]}, the others "
                                        f"{first.shape[1]}x{first.shape[0]}: one .npz holds images of one size")
                     f.write(np.ascontiguousarray(image).tobytes())
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # nothing half-written is left
-        raise
-    os.replace(tmp, path)
     return path
 
 
@@ -129,11 +119,12 @@ def log_to_wandb(cfg, record: dict, images_dir: Path) -> None:
     run.finish()
 
 
-def render_sharded(runtime: Distributed, model, sampler, tokenizer, num_images: int, path_of: Callable[[int], Path],
-                   condition_of: Callable[[list[int]], Any], cfg, desc: str) -> tuple[int, float]:
-    """Render this rank's share of images 0..num_images-1 to ``path_of(id)`` (``cfg``: seed, batch_size, precision,
-    progress, cache, mode), skipping every batch whose images all exist and decode; returns (images generated, seconds) on this
-    rank. All ranks meet at a barrier at the end."""
+def render_sharded(runtime: Distributed, run: Run, num_images: int, path_of: Callable[[int], Path],
+                   condition_of: Callable[[list[int]], Any], desc: str | None = None) -> tuple[int, float]:
+    """Render this rank's share of images 0..num_images-1 to ``path_of(id)`` with a loaded :class:`Run` (its
+    config: seed, batch_size, precision, progress, cache, mode), skipping every batch whose images all exist and
+    decode; returns (images generated, seconds) on this rank. All ranks meet at a barrier at the end."""
+    cfg = run.cfg
     mine = batches_of_rank(num_images, cfg.batch_size, runtime.rank, runtime.world)
     for ids in mine:  # half-written files of a killed run (each rank clears its own)
         for i in ids:
@@ -142,10 +133,9 @@ def render_sharded(runtime: Distributed, model, sampler, tokenizer, num_images: 
     done_before = sum(len(b) for b in mine) - sum(len(b) for b in todo)
     seconds, t0 = 0.0, time.perf_counter()
     with tqdm(total=sum(len(b) for b in mine), initial=done_before, unit="img", dynamic_ncols=True,
-              desc=f"{desc} (rank 0 of {runtime.world})", disable=not cfg.progress or runtime.rank != 0) as bar:
-        for ids, batch in render_batches(model, sampler, tokenizer, todo, condition_of, seed=cfg.seed,
-                                         precision=cfg.precision, cache=cache_from_config(cfg.get("cache")),
-                                         mode=cfg.mode):
+              desc=f"{desc or run.description} (rank 0 of {runtime.world})",
+              disable=not cfg.progress or runtime.rank != 0) as bar:
+        for ids, batch in run.render(todo, condition_of):
             seconds += time.perf_counter() - t0
             for image_id, image in zip(ids, batch):
                 path = path_of(image_id)
@@ -163,13 +153,27 @@ def claim_output(out: Path, settings: dict, rank: int) -> None:
     resolved sampler, seed, precision, counts); the first run writes it and a run with other settings stops."""
     path = out / "run.json"
     if path.is_file():
-        before = json.loads(path.read_text())
-        changed = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+        before, now = _decisive(json.loads(path.read_text())), _decisive(settings)
+        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
         if changed:
             raise GtRError(f"{out} holds images made with other settings ({', '.join(changed)} differ): set "
                            f"output_dir=<another folder>, or delete {out} to start over")
     elif rank == 0:
         write_json(path, settings)
+
+
+# The model-config keys that decide a run's images (its name, title, demo grid, metrics do not; CFG and step defaults
+# are already resolved into the sampler's options).
+MODEL_KEYS_OF_IMAGES = ("preset", "checkpoint", "ema", "random_init", "init_seed", "hparams", "tokenizer",
+                        "text_encoder")
+
+
+def _decisive(settings: dict) -> dict:
+    """Run settings as the guard compares them (older records may hold more model keys)."""
+    model = settings.get("model")
+    if not isinstance(model, dict):
+        return settings
+    return {**settings, "model": {k: model.get(k) for k in MODEL_KEYS_OF_IMAGES}}
 
 
 def run_settings(cfg, **counts) -> dict:
@@ -204,14 +208,8 @@ def generate(cfg, sampler_config: str | None = None) -> dict:
 
 
 def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_config: str | None) -> dict:
-    device = runtime.device
-    sampler = sampler_from_config(cfg.sampler, cfg.diffusion)
-    cache_from_config(cfg.get("cache"))  # validates the cache options before any work
-    autocast(device, cfg.precision)
-    check_mode(cfg.mode, device)
+    run = Run.configure(cfg, runtime.device)
     check_count("images_per_class", cfg.images_per_class)
-    check_count("batch_size", cfg.batch_size)
-    check_seed(cfg.seed)
     if cfg.num_images is not None:
         check_count("num_images", cfg.num_images)
     num_images = int(cfg.num_images or cfg.model.num_classes * cfg.images_per_class)
@@ -223,31 +221,28 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
     if cfg.metrics.enabled:
         from gtr.eval.metrics import preflight
         preflight(cfg)
-    model = load_configured_model(cfg, device)
-    tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
-    check_plan(sampler.plan(model.seq_h, model.seq_w), model.seq_len, sampler.name)
+    run.load("class")
     if runtime.rank == 0:
         (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     def path_of(i: int) -> Path:
         return images_dir / f"{i:05d}.png"
 
-    generated, seconds = render_sharded(runtime, model, sampler, tokenizer, num_images, path_of,
-                                        lambda ids: labels[ids], cfg, desc=f"{cfg.model.name} / {sampler.name}")
+    generated, seconds = render_sharded(runtime, run, num_images, path_of, lambda ids: labels[ids])
     record = {}
     if runtime.rank == 0:
         check_complete(num_images, path_of)
         record = {"model": cfg.model.name, "sampler_config": sampler_config,
                   "sampler": OmegaConf.to_container(cfg.sampler, resolve=True), **cache_settings(cfg),
                   "seed": cfg.seed, "num_images": num_images, "images_per_class": cfg.images_per_class,
-                  "world_size": runtime.world, "device": str(device), "precision": cfg.precision,
+                  "world_size": runtime.world, "device": str(run.device), "precision": cfg.precision,
                   "generated_by_rank0": generated, "seconds_rank0": seconds, "git_commit": git_commit(),
                   "images": str(images_dir)}
         if cfg.npz:  # streamed from the PNGs, as the scorer is: rank 0's memory does not grow with num_images
             record["npz"] = str(pack_npz([path_of(i) for i in range(num_images)], out / "samples.npz"))
         if cfg.metrics.enabled:
             from gtr.eval.metrics import score_folder
-            record["metrics"] = score_folder(images_dir, num_images, labels, cfg, device)
+            record["metrics"] = score_folder(images_dir, num_images, labels, cfg, run.device)
         write_json(out / "results.json", record)
         log_to_wandb(cfg, record, images_dir)
     return record  # the other ranks leave after generation: none waits on rank 0's scoring

@@ -27,12 +27,8 @@ from gtr.eval.geneval.rules import Thresholds
 from gtr.eval.geneval.score import score_folder
 from gtr.eval.geneval.summary import format_summary, scores, summarize
 from gtr.generate import Distributed, check_complete, claim_output, git_commit, render_sharded, run_settings
-from gtr.pipeline import (batches_of_rank, cache_from_config, cache_settings, check_writable, load_image_tokenizer,
-                          resolve_device, run_job, run_tag, sampler_from_config)
-from gtr.sampling.compiled import check_mode
-from gtr.sampling.executor import autocast
-from gtr.sampling.schedule import check_plan
-from gtr.t2i import PromptEncoder, load_text_model
+from gtr.pipeline import Run, batches_of_rank, cache_settings, check_count, check_writable, resolve_device, run_job, run_tag
+from gtr.t2i import PromptEncoder
 
 
 def load_prompts(cfg) -> list[dict]:
@@ -49,14 +45,7 @@ def generate_images(cfg, runtime: Distributed, records: list[dict]) -> dict:
     out, n = Path(cfg.output_dir), cfg.n_samples
     prompts = hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()
     claim_output(out, run_settings(cfg, prompts=len(records), prompts_sha256=prompts, n_samples=n), runtime.rank)
-    device = runtime.device
-    sampler = sampler_from_config(cfg.sampler, cfg.diffusion)
-    cache_from_config(cfg.get("cache"))  # validates the cache options before any work
-    autocast(device, cfg.precision)  # validates the precision name
-    check_mode(cfg.mode, device)
-    model = load_text_model(cfg, device)
-    check_plan(sampler.plan(model.seq_h, model.seq_w), model.seq_len, sampler.name)
-    tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
+    run = Run.configure(cfg, runtime.device).load("text")
     if runtime.rank == 0:
         for index, record in enumerate(records):
             write_metadata(out, index, record)
@@ -70,17 +59,17 @@ def generate_images(cfg, runtime: Distributed, records: list[dict]) -> dict:
     # LightGen runs.
     mine = sorted({i // n for batch in batches_of_rank(num_images, cfg.batch_size, runtime.rank, runtime.world)
                    for i in batch})
-    encode = PromptEncoder(cfg, model, device)
+    encode = PromptEncoder(cfg, run.model, run.device)
     features = dict(zip(mine, encode([records[p]["prompt"] for p in mine])))
     del encode
-    if device.type == "cuda":
+    if run.device.type == "cuda":
         torch.cuda.empty_cache()
 
     def condition_of(ids: list[int]) -> torch.Tensor:
         return torch.stack([features[i // n] for i in ids])
 
-    generated, seconds = render_sharded(runtime, model, sampler, tokenizer, num_images, path_of, condition_of, cfg,
-                                        desc=f"GenEval {cfg.model.name} / {sampler.name}")
+    generated, seconds = render_sharded(runtime, run, num_images, path_of, condition_of,
+                                        desc=f"GenEval {run.description}")
     if runtime.rank == 0:
         check_complete(num_images, path_of)
     return {"num_images": num_images, "generated_by_rank0": generated, "seconds_rank0": seconds,
@@ -125,8 +114,8 @@ def run_geneval(cfg, sampler_config: str | None = None) -> dict:
     writes to ``results.json``."""
     out = Path(cfg.output_dir)
     check_writable(out)
-    if cfg.n_samples < 1 or cfg.batch_size < 1:
-        raise GtRError("need n_samples >= 1 and batch_size >= 1")
+    check_count("n_samples", cfg.n_samples)
+    check_count("batch_size", cfg.batch_size)
     records = load_prompts(cfg) if cfg.generate else None
     runtime = Distributed(resolve_device(cfg.device))
     try:

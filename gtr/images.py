@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
+
+from gtr.files import atomic_path
 
 
 def imagenet_class_names() -> list[str]:
@@ -18,10 +19,8 @@ def imagenet_class_names() -> list[str]:
 
 def save_png(image: np.ndarray | torch.Tensor, path: str | os.PathLike) -> None:
     """Save an [H, W, 3] (or [H, W]) uint8 image; a reader never sees a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(np.asarray(image)).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.asarray(image)).save(tmp, format="PNG")
 
 
 def labelled_grid(images: torch.Tensor, row_labels: Sequence[str], pad: int = 2,

@@ -4,8 +4,8 @@ Scripts stay thin: they compose the config and call :func:`sample_to_folder`.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
@@ -14,10 +14,11 @@ from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 from gtr import sample
+from gtr.config import CONFIGS, compose_config, run_tag  # noqa: F401 -- re-exported for scripts and studies
 from gtr.data import CLASS_NAMES as FASHION_CLASSES
-from gtr.errors import GtRError
+from gtr.errors import GtRError, one_line_errors
 from gtr.images import imagenet_class_names, labelled_grid, save_png
-from gtr.models import MAR, build_mar, load_mar
+from gtr.models import load_model
 from gtr.sampling import build_cache, build_sampler
 from gtr.sampling.cache import Cache
 from gtr.sampling.compiled import check_mode
@@ -27,7 +28,6 @@ from gtr.tokenizers import LatentTokenizer, build_tokenizer, load_tokenizer, to_
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent  # the clone, for an editable install (git commit of a run)
-CONFIGS = Path(__file__).resolve().parent / "configs"  # shipped in the package (``configs/`` in a clone links here)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -41,16 +41,15 @@ def resolve_device(name: str) -> torch.device:
         raise GtRError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from None
 
 
-def load_model(model_cfg: Mapping[str, Any], weights_cfg: Mapping[str, Any], device: torch.device) -> MAR:
-    hparams = dict(model_cfg.get("hparams") or {})
-    if model_cfg.get("random_init") and not model_cfg.get("checkpoint"):
-        return build_mar(model_cfg["preset"], seed=model_cfg.get("init_seed", 0), device=device, **hparams)
-    return load_mar(model_cfg["preset"], model_cfg.get("checkpoint"), root=weights_cfg["root"],
-                    download=weights_cfg["download"], ema=model_cfg.get("ema", True), device=device, **hparams)
-
-
-def load_configured_model(cfg, device: torch.device) -> MAR:
-    """The model of a script's config (the run's sampling options live in the sampler: :func:`sampler_from_config`)."""
+def load_configured_model(cfg, device: torch.device, condition: str = "class"):
+    """The model of a job's config, which must take ``condition`` (class labels or text)."""
+    if cfg.model.get("condition", "class") != condition:
+        if condition == "class":
+            raise GtRError(f"model={cfg.model.name} is a text-to-image model: run it with gtr-sample-t2i "
+                           "(scripts/sample_t2i.py) or gtr-geneval, or choose a class-conditional model (mar_b, "
+                           "mar_fmnist, ...)")
+        raise GtRError(f"model={cfg.model.name} is not a text-to-image model: use model=lightgen (or lightgen_tiny), "
+                       "or gtr-sample / scripts/sample.py for class-conditional models")
     return load_model(cfg.model, cfg.weights, device)
 
 
@@ -62,34 +61,6 @@ def load_image_tokenizer(tok_cfg: Mapping[str, Any], weights_cfg: Mapping[str, A
                           download=weights_cfg["download"], device=device)
 
 
-def _config_choice(group: str, default: str) -> str:
-    """``${choice:sampler,<default>}``: the config file chosen for ``group`` in this Hydra run (e.g. ``mar_16``, whose
-    sampler name is ``mar``), or ``default`` outside a Hydra run; output folders are named by it, so that different
-    configs of one sampler never share (and resume) a folder."""
-    from hydra.core.hydra_config import HydraConfig
-    try:
-        return HydraConfig.get().runtime.choices.get(group) or default
-    except ValueError:  # not inside a Hydra run (compose API, notebooks)
-        return default
-
-
-def run_tag(default: str) -> str:
-    """``${run_tag:<default>}``: the sampler config's name, with ``+<cache>`` when a cache is chosen that the sampler
-    config does not already name (``gtr_16+lazymar``; ``sampler=lazymar`` stays ``lazymar``)."""
-    sampler, cache = _config_choice("sampler", default), _config_choice("cache", "none")
-    return sampler if cache == "none" or sampler.startswith(cache) else f"{sampler}+{cache}"
-
-
-OmegaConf.register_new_resolver("choice", _config_choice, replace=True)
-OmegaConf.register_new_resolver("run_tag", run_tag, replace=True)
-
-
-def compose_config(*overrides: str, name: str = "sample"):
-    """A script's config (``sample``, ``train``, ...) with Hydra-style overrides, for benchmarks, tests and
-    notebooks."""
-    from hydra import compose, initialize_config_dir
-    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        return compose(name, overrides=list(overrides))
 
 
 def sampling_options(model: str, key: str, overrides: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
@@ -186,6 +157,59 @@ def render_batches(model, sampler: Schedule, tokenizer: LatentTokenizer, batches
         yield ids, images
 
 
+@dataclass
+class Run:
+    """The skeleton every generation job (sample, sample_t2i, generate, geneval) shares: the sampling options of its
+    config checked first (:meth:`configure`: no file is read), then the networks (:meth:`load`), then images rendered
+    batch by batch (:meth:`render`). The job adds what is its own: conditions, folders, sharding, scoring."""
+    cfg: Any
+    device: torch.device
+    sampler: Schedule
+    cache: Cache
+    model: Any = None
+    tokenizer: LatentTokenizer | None = None
+
+    @classmethod
+    def configure(cls, cfg, device: torch.device) -> "Run":
+        sampler, cache = sampler_from_config(cfg.sampler, cfg.diffusion), cache_from_config(cfg.get("cache"))
+        autocast(device, cfg.precision)  # validates the precision name
+        check_mode(cfg.mode, device)
+        check_count("batch_size", cfg.batch_size)
+        rng = cfg.get("rng", "per_image")
+        if rng not in RNG_MODES:
+            raise GtRError(f"unknown rng mode {rng!r}: choose one of {', '.join(RNG_MODES)}")
+        check_seed(cfg.seed, rng)
+        return cls(cfg, device, sampler, cache)
+
+    def load(self, condition: str = "class") -> "Run":
+        """The model (taking ``condition``: class or text) and tokenizer, and the sampler's plan checked on the
+        model's token grid."""
+        self.model = load_configured_model(self.cfg, self.device, condition)
+        check_plan(self.sampler.plan(self.model.seq_h, self.model.seq_w), self.model.seq_len, self.sampler.name)
+        self.tokenizer = load_image_tokenizer(self.cfg.model.tokenizer, self.cfg.weights, self.device)
+        return self
+
+    @property
+    def description(self) -> str:
+        return f"{self.cfg.model.name} / {run_tag(self.sampler.name)}"
+
+    def render(self, batches: Iterable[list[int]], condition_of: Callable[[list[int]], Any],
+               seed: int | None = None) -> Iterator[tuple[list[int], torch.Tensor]]:
+        """:func:`render_batches` with the run's model, sampler, cache, precision, mode and seed (``rng=official``:
+        the global generators, seeded once by the caller)."""
+        official = self.cfg.get("rng", "per_image") == "official"
+        return render_batches(self.model, self.sampler, self.tokenizer, batches, condition_of,
+                              seed=None if official else (self.cfg.seed if seed is None else seed),
+                              rng=self.cfg.get("rng", "per_image"), precision=self.cfg.precision, cache=self.cache,
+                              mode=self.cfg.mode)
+
+
+def clear_images(folder: Path) -> None:
+    """Remove a previous run's numbered images, so that a used folder holds only the new run's."""
+    for stale in folder.glob("[0-9][0-9][0-9][0-9][0-9].png"):
+        stale.unlink()
+
+
 def row_names(model_cfg: Mapping[str, Any], classes: list[int]) -> list[str]:
     kind = model_cfg.get("class_names")
     names = imagenet_class_names() if kind == "imagenet" else list(FASHION_CLASSES) if kind == "fashion_mnist" else None
@@ -197,42 +221,28 @@ def sample_to_folder(cfg) -> Path:
     ``cfg.output_dir``. Returns the grid's path."""
     out = Path(cfg.output_dir)
     check_writable(out / "images")
-    device = resolve_device(cfg.device)
-    sampler, cache = sampler_from_config(cfg.sampler, cfg.diffusion), cache_from_config(cfg.get("cache"))
+    run = Run.configure(cfg, resolve_device(cfg.device))
     unconditional = cfg.classes is None  # classes=null: one row of images without a class (the model's null class)
     classes = [] if unconditional else list(cfg.classes)
     if not unconditional and not classes:
         raise GtRError("need at least one class (or classes=null for unconditional samples)")
     check_labels(classes)
     check_count("images_per_class", cfg.images_per_class)
-    check_count("batch_size", cfg.batch_size)
-    check_seed(cfg.seed, cfg.rng)
-    if cfg.rng not in RNG_MODES:
-        raise GtRError(f"unknown rng mode {cfg.rng!r}: choose one of {', '.join(RNG_MODES)}")
-    autocast(device, cfg.precision)  # validates the precision name
-    check_mode(cfg.mode, device)
-    model = load_configured_model(cfg, device)
-    tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
+    run.load("class")
     labels = np.repeat(np.asarray(classes, dtype=np.int64), cfg.images_per_class)  # row-major grid, a row per class
     count = cfg.images_per_class if unconditional else len(labels)
-    # Fail on bad labels or a plan that does not fit the grid before any work is done.
-    if not unconditional:
-        model.condition(torch.as_tensor(labels, device=device))
-    check_plan(sampler.plan(model.seq_h, model.seq_w), model.seq_len, sampler.name)
-    for stale in (out / "images").glob("[0-9][0-9][0-9][0-9][0-9].png"):  # a previous run's images in this folder
-        stale.unlink()
+    if not unconditional:  # bad labels fail before any work is done
+        run.model.condition(torch.as_tensor(labels, device=run.device))
+    clear_images(out / "images")
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     if cfg.rng == "official":  # the official scripts seed the global generators once per process
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
     images = []
-    with tqdm(total=count, unit="img", desc=f"{cfg.model.name} / {run_tag(sampler.name)}",
-              disable=not cfg.progress) as bar:
-        for ids, batch in render_batches(model, sampler, tokenizer, batches_of_rank(count, cfg.batch_size),
-                                         lambda ids: None if unconditional else labels[ids],
-                                         seed=None if cfg.rng == "official" else cfg.seed, rng=cfg.rng,
-                                         precision=cfg.precision, cache=cache, mode=cfg.mode):
+    with tqdm(total=count, unit="img", desc=run.description, disable=not cfg.progress) as bar:
+        for ids, batch in run.render(batches_of_rank(count, cfg.batch_size),
+                                     lambda ids: None if unconditional else labels[ids]):
             for image_id, image in zip(ids, batch):
                 save_png(image, out / "images" / f"{image_id:05d}.png")
             images.append(batch)
@@ -248,12 +258,9 @@ def sample_to_folder(cfg) -> Path:
 
 def run_job(job, cfg) -> None:
     """Entry point shared by scripts: run ``job(cfg)`` (which returns the path it wrote); user errors become one
-    line on stderr and exit status 2."""
-    try:
+    line on stderr and exit status 2 (:func:`gtr.errors.one_line_errors`)."""
+    with one_line_errors(cfg.get("output_dir")):
         path = job(cfg)
-    except GtRError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
     print(f"wrote {path}")
 
 

@@ -11,12 +11,8 @@ from tqdm.auto import tqdm
 
 from gtr.errors import GtRError
 from gtr.images import labelled_grid, save_png
-from gtr.models import build_lightgen, load_lightgen
-from gtr.pipeline import (batches_of_rank, cache_from_config, check_writable, load_image_tokenizer, render_batches,
-                          resolve_device, run_job, sampler_from_config)
-from gtr.sampling.compiled import check_mode
-from gtr.sampling.executor import autocast
-from gtr.sampling.schedule import check_plan
+from gtr.pipeline import (Run, batches_of_rank, check_count, check_writable, clear_images, load_configured_model,
+                          resolve_device, run_job)
 from gtr.text import T5TextEncoder, cached_features
 
 
@@ -25,7 +21,14 @@ def read_prompts(cfg) -> list[str]:
         path = Path(cfg.prompt_file)
         if not path.is_file():
             raise GtRError(f"prompt_file {path} does not exist: give a text file with one prompt per line")
-        prompts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise GtRError(f"prompt_file {path} is not UTF-8 text ({err.reason} at byte {err.start}): save it as "
+                           "UTF-8, one prompt per line") from None
+        except OSError as err:
+            raise GtRError(f"cannot read prompt_file {path} ({err.strerror}): give a readable text file") from None
+        prompts = [line.strip() for line in text.splitlines() if line.strip()]
     else:
         prompts = [str(cfg.prompt)] if cfg.prompt else []
     if not prompts:
@@ -34,15 +37,8 @@ def read_prompts(cfg) -> list[str]:
 
 
 def load_text_model(cfg, device: torch.device):
-    model_cfg = cfg.model
-    if model_cfg.get("random_init") and not model_cfg.get("checkpoint"):
-        model = build_lightgen(model_cfg.preset, seed=model_cfg.get("init_seed", 0), device=device,
-                               **(model_cfg.get("hparams") or {}))
-    else:
-        model = load_lightgen(model_cfg.preset, model_cfg.get("checkpoint"), root=cfg.weights.root,
-                              download=cfg.weights.download, ema=model_cfg.get("ema", False), device=device,
-                              **(model_cfg.get("hparams") or {}))
-    return model
+    """The text-to-image model of a config (:func:`gtr.pipeline.load_configured_model` with text conditions)."""
+    return load_configured_model(cfg, device, "text")
 
 
 class PromptEncoder:
@@ -67,25 +63,17 @@ class PromptEncoder:
 def sample_t2i(cfg) -> Path:
     out = Path(cfg.output_dir)
     check_writable(out / "images")
-    if cfg.images_per_prompt < 1 or cfg.batch_size < 1:
-        raise GtRError("need images_per_prompt >= 1 and batch_size >= 1")
+    check_count("images_per_prompt", cfg.images_per_prompt)
     prompts = read_prompts(cfg)
-    device = resolve_device(cfg.device)
-    autocast(device, cfg.precision)  # validates the precision name
-    check_mode(cfg.mode, device)
-    sampler, cache = sampler_from_config(cfg.sampler, cfg.diffusion), cache_from_config(cfg.get("cache"))
-    model = load_text_model(cfg, device)
-    check_plan(sampler.plan(model.seq_h, model.seq_w), model.seq_len, sampler.name)
-    tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
-    features = PromptEncoder(cfg, model, device)(prompts)
+    run = Run.configure(cfg, resolve_device(cfg.device)).load("text")
+    features = PromptEncoder(cfg, run.model, run.device)(prompts)
+    clear_images(out / "images")
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     rows = torch.arange(len(prompts)).repeat_interleave(cfg.images_per_prompt)  # image k shows prompt rows[k]
     images = []
-    with tqdm(total=len(rows), unit="img", desc=f"{cfg.model.name} / {sampler.name}", disable=not cfg.progress) as bar:
-        for ids, batch in render_batches(model, sampler, tokenizer, batches_of_rank(len(rows), cfg.batch_size),
-                                         lambda ids: features[rows[ids]], seed=cfg.seed, precision=cfg.precision,
-                                         cache=cache, mode=cfg.mode):
+    with tqdm(total=len(rows), unit="img", desc=run.description, disable=not cfg.progress) as bar:
+        for ids, batch in run.render(batches_of_rank(len(rows), cfg.batch_size), lambda ids: features[rows[ids]]):
             for image_id, image in zip(ids, batch):
                 save_png(image, out / "images" / f"{image_id:05d}.png")
             images.append(batch)

@@ -47,22 +47,11 @@ class WeightFile:
     git_sha1: str | None = None  # or its git blob hash (for files served from a git repository)
 
 
+# Files other than the models (tokenizers, detectors, statistics); the models' own files are in gtr.models.registry.
 WEIGHTS: dict[str, WeightFile] = {
-    "mar_b": WeightFile("MAR-B", "mar/mar_base/checkpoint-last.pth",
-                        f"{_DROPBOX}/f6dpuyjb7fudzxcyhvrhk/checkpoint-last.pth?rlkey=a6i4bo71vhfo4anp33n9ukujb&dl=1",
-                        1587, "model.checkpoint"),
-    "mar_l": WeightFile("MAR-L", "mar/mar_large/checkpoint-last.pth",
-                        f"{_DROPBOX}/pxacc5b2mrt3ifw4cah6k/checkpoint-last.pth?rlkey=m48ovo6g7ivcbosrbdaz0ehqt&dl=1",
-                        3650, "model.checkpoint"),
-    "mar_h": WeightFile("MAR-H", "mar/mar_huge/checkpoint-last.pth",
-                        f"{_DROPBOX}/1qmfx6fpy3k7j9vcjjs3s/checkpoint-last.pth?rlkey=4lae281yzxb406atp32vzc83o&dl=1",
-                        7191, "model.checkpoint"),
     "kl16": WeightFile("KL-16 VAE", "vae/kl16.ckpt",
                        f"{_DROPBOX}/hhmuvaiacrarfg28qxhwz/kl16.ckpt?rlkey=l44xipsezc8atcffdp4q7mwmh&dl=1",
                        254, "model.tokenizer.checkpoint"),
-    # LightGen (fluid_large, DPO-finetuned, as LightGen's GenEval script loads it). Hosted on the hub as
-    # Beckham808/LightGen, whose file list is not public: place the official file here (or pass its path).
-    "lightgen": WeightFile("LightGen", "lightgen/fluid_dpo/checkpoint-last.pth", None, 3030, "model.checkpoint"),
     "sd3_vae": WeightFile("SD3 VAE", "vae/sd3_vae.safetensors", None, 160, "model.tokenizer.checkpoint"),
     # GenEval's detector: mmdetection 2.x Mask2Former Swin-S (COCO instance), as the official evaluator downloads it
     # (evaluation/download_models.sh); converted to transformers' Mask2Former by gtr.eval.geneval.convert.
@@ -71,12 +60,8 @@ WEIGHTS: dict[str, WeightFile] = {
         "https://download.openmmlab.com/mmdetection/v2.0/mask2former/mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco/"
         "mask2former_swin-s-p4-w7-224_lsj_8x2_50e_coco_20220504_001756-743b7d99.pth", 265, "geneval.detector_path"),
     # Trained by this project on Fashion-MNIST (scripts/train.py) and shipped with the package.
-    "mar_fmnist": WeightFile("Fashion-MNIST MAR", "fmnist/mar_fmnist.safetensors", None, 0, "model.checkpoint",
-                             bundled="mar_fmnist.safetensors"),
     "fmnist_vae": WeightFile("Fashion-MNIST tokenizer", "fmnist/fmnist_vae.safetensors", None, 0,
                              "model.tokenizer.checkpoint", bundled="fmnist_vae.safetensors"),
-    "mar_fmnist16": WeightFile("Fashion-MNIST 16x16-token MAR", "fmnist/mar_fmnist16.safetensors", None, 0,
-                               "model.checkpoint", bundled="mar_fmnist16.safetensors"),
     "fmnist16_vae": WeightFile("Fashion-MNIST 16x16-token tokenizer", "fmnist/fmnist16_vae.safetensors", None, 0,
                                "model.tokenizer.checkpoint", bundled="fmnist16_vae.safetensors"),
     # FID reference statistics of the ADM ImageNet 256 batch, as the official MAR evaluation uses them (mu, sigma);

@@ -28,7 +28,7 @@ import torch.nn as nn
 
 import gtr
 from gtr.eval.latency import device_name, summary, time_interleaved
-from gtr.models.mar import PRESETS
+from gtr.models.registry import PRESETS
 from gtr.sampling.compiled import check_mode
 from gtr.sampling.executor import PRECISIONS, autocast
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from gtr.eval.flops import FlopsCounter, analytic_flops
 from gtr.eval.paper import TABLE1, TABLE3, TABLE4, paper_values
-from gtr.models.lightgen import LIGHTGEN_PRESETS
-from gtr.models.mar import PRESET_NAMES, PRESETS
+from gtr.models.registry import LIGHTGEN_PRESETS
+from gtr.models.registry import PRESET_NAMES, PRESETS
 from gtr.pipeline import cache_from_config, sampler_from_config, sampling_options
 
 REPO = Path(__file__).resolve().parent.parent

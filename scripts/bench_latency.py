@@ -28,8 +28,8 @@ import gtr
 from gtr.eval.flops import FlopsCounter
 from gtr.eval.latency import device_name, summary, time_interleaved
 from gtr.files import write_json
-from gtr.models.lightgen import LIGHTGEN_PRESETS, build_lightgen
-from gtr.models.mar import PRESETS
+from gtr.models import build_model
+from gtr.models.registry import REGISTRY
 from gtr.pipeline import cache_from_config, compose_config, sampler_from_config, sampling_options
 from gtr.sampling.compiled import MODES, check_mode
 
@@ -47,7 +47,7 @@ def bf16_peak(device: torch.device) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=["mar_b"], choices=sorted(PRESETS) + sorted(LIGHTGEN_PRESETS))
+    parser.add_argument("--models", nargs="+", default=["mar_b"], choices=sorted(REGISTRY))
     parser.add_argument("--samplers", nargs="+", default=["mar", "gtr_16"], help="configs/sampler names")
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
@@ -69,16 +69,13 @@ def main() -> None:
 def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> None:
     cfg = compose_config(f"model={model_name}")
     clip = args.clip_timestep
-    if model_name in LIGHTGEN_PRESETS:
-        model = build_lightgen(model_name, seed=0, device=device)
+    model, counter = build_model(model_name, seed=0, device=device), FlopsCounter(REGISTRY[model_name].architecture)
+    if cfg.model.condition == "text":
         shape = (args.batch, model.config.max_length, model.config.caption_channels)
         conditions = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(device)
-        counter = FlopsCounter(LIGHTGEN_PRESETS[model_name])
         clip = cfg.model.clip_timestep if clip is None else clip
     else:
-        model = gtr.build_mar(model_name, seed=0, device=device)
         conditions = torch.arange(args.batch) % model.config.class_num
-        counter = FlopsCounter(PRESETS[model_name])
         clip = 950 if clip is None else clip
     samplers, caches, flops = {}, {}, {}
     for name in args.samplers:  # a sampler config, or "<sampler>+<cache>" (gtr_16+lazymar)

@@ -18,10 +18,12 @@ import statistics
 from pathlib import Path
 
 from gtr.eval.paper import TABLE1, TABLE3, TABLE4, TABLE5, paper_values
+from gtr.models.registry import REGISTRY
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "results"
-MODEL_NAMES = {"mar_b": "MAR-B", "mar_l": "MAR-L", "mar_h": "MAR-H"}
+# The paper's ImageNet models (MAR-B/L/H), in registry order.
+MODEL_NAMES = {k: p.config.title for k, p in REGISTRY.items() if p.config.class_names == "imagenet"}
 
 FULL_EVAL = 50_000
 GENEVAL_IMAGES = 553 * 4

@@ -5,6 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from gtr.schema import register
+
+register()  # the model registry and schemas in Hydra's ConfigStore, for tests that compose through Hydra directly
+
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent
 SCHEMAS = {"mar_b": "mar_base", "mar_l": "mar_large", "mar_h": "mar_huge", "kl16": "kl16_vae"}

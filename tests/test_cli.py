@@ -10,6 +10,7 @@ from hydra import initialize_config_dir
 from PIL import Image
 
 from conftest import REPO, run_env, schema_state_dict, write_mar_checkpoint
+from gtr.config import compose_config, preflight
 from gtr.pipeline import main
 
 
@@ -77,9 +78,12 @@ def compose(*overrides: str):
 
 
 def in_process_error(capsys, *overrides: str) -> str:
-    """The same entry point as the script, composed in-process (saves a 10 s interpreter start per case)."""
+    """The same entry point as the script (preflight, then the job), composed in-process (saves a 10 s interpreter
+    start per case)."""
+    args = ["progress=false", "model=mar_tiny", "sampler=mar", *overrides]
     with pytest.raises(SystemExit) as exit_info:
-        main(compose(*overrides))
+        preflight("sample", args)
+        main(compose_config(*args))
     assert exit_info.value.code == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ")
@@ -101,13 +105,14 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     # values of the wrong type or sign, each one line naming the option
     assert "class labels must be integers, got 'a'" in in_process_error(capsys, "classes=[a]", out)
     assert "got 1.5" in in_process_error(capsys, "classes=[1.5]", out)
-    assert "num_iter=2.5 is not a valid int" in in_process_error(capsys, "sampler.num_iter=2.5", out)
-    assert "num_iter='abc' is not a valid int" in in_process_error(capsys, "sampler.num_iter=abc", out)
+    assert "sampler.num_iter: '2.5' is not an integer" in in_process_error(capsys, "sampler.num_iter=2.5", out)
+    assert "sampler.num_iter: 'abc' is not an integer" in in_process_error(capsys, "sampler.num_iter=abc", out)
     assert "seed must be an integer >= 0, got -1" in in_process_error(capsys, "seed=-1", out)
     assert "too large for rng=official" in in_process_error(capsys, "seed=4294967296", "rng=official", out)
     assert "cfg=-1.0 is negative" in in_process_error(capsys, "sampler.cfg=-1.0", out)
     assert "batch_size must be an integer >= 1, got 0" in in_process_error(capsys, "batch_size=0", out)
-    assert "images_per_class must be an integer >= 1" in in_process_error(capsys, "images_per_class=2.5", out)
+    assert "images_per_class: '2.5' is not an integer" in in_process_error(capsys, "images_per_class=2.5", out)
+    assert "images_per_class must be an integer >= 1" in in_process_error(capsys, "images_per_class=0", out)
 
 
 def test_a_used_folder_holds_only_the_new_run(tmp_path):

@@ -3,7 +3,7 @@ import torch
 
 from gtr.eval.flops import FlopsCounter, analytic_flops, effective_diffusion_steps
 from gtr.models.diffusion import p_sample_loop
-from gtr.models.mar import PRESETS
+from gtr.models.registry import PRESETS
 from gtr.sampling import build_sampler
 
 # Paper, Table 1 (TFLOPs per image): the MAR baseline at 64 and 16 AR steps, for comparison only.

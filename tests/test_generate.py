@@ -116,3 +116,22 @@ def test_scores_fid_and_is_with_the_real_inception_code_path(tmp_path):
     missing = run(tmp_path / "out2", "metrics.enabled=true", f"metrics.reference={tmp_path / 'none.npz'}",
                   f"weights.root={tmp_path / 'weights'}")
     assert missing.returncode == 2 and "statistics" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_a_full_disk_is_one_line_and_the_run_resumes_after(reference, tmp_path):
+    """A file-size limit stands in for a full disk (both are OSErrors mid-write): one line, exit 2, no partial
+    files, and the same command completes the run once there is room."""
+    import resource
+
+    def small_disk():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG instead of a signal
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    proc = run(tmp_path, preexec_fn=small_disk)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith("error: File too large writing ") and "re-run the same command" in lines[0]
+    assert not list(tmp_path.rglob(".*.tmp"))
+    proc = run(tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert pngs(tmp_path) == pngs(reference)

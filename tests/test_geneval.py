@@ -104,6 +104,20 @@ def test_metadata_is_checked_and_written_untouched(tmp_path):
     (tmp_path / "meta.jsonl").write_text('{"tag": "x"\n')
     with pytest.raises(GtRError, match="not JSON"):
         read_metadata(tmp_path / "meta.jsonl")
+    wrong_types = {"prompt": {**PROMPTS[0], "prompt": 3}, "tag": {**PROMPTS[0], "tag": ["single_object"]},
+                   "include": {**PROMPTS[0], "include": "dog"}, "clause": {**PROMPTS[0], "include": ["dog"]},
+                   "count": {**PROMPTS[0], "include": [{"class": "dog", "count": True}]},
+                   "class": {**PROMPTS[0], "include": [{"class": ["dog"], "count": 1}]},
+                   "color": {**PROMPTS[0], "include": [{"class": "dog", "count": 1, "color": 1}]}}
+    for field, record in wrong_types.items():
+        with pytest.raises(GtRError, match=r"meta.jsonl:2: .*" + {"prompt": "prompt must be", "tag": "tag must be",
+                                                                  "include": "include", "clause": "include",
+                                                                  "count": "count", "class": "unknown class",
+                                                                  "color": "unknown colour"}[field]):
+            read_metadata(write_prompts(tmp_path / "meta.jsonl", [PROMPTS[0], record]))
+    (tmp_path / "meta.jsonl").write_bytes(b'{"tag": "single_object", "prompt": "a photo of a caf\xe9"}\n')
+    with pytest.raises(GtRError, match="is not UTF-8 text"):
+        read_metadata(tmp_path / "meta.jsonl")
 
 
 def test_missing_prompts_file_is_one_line(tmp_path):

@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import gtr
 from gtr.errors import GtRError
 from gtr.eval.flops import FlopsCounter
-from gtr.models.mar import PRESETS
+from gtr.models.registry import PRESETS
 from gtr.pipeline import cache_from_config, compose_config, load_configured_model, sampler_from_config, sampling_options
 from gtr.sampling import build_cache, build_sampler
 from gtr.sampling.lazymar import KEEP_RATIOS, LazyMARRunner

@@ -4,7 +4,7 @@ import torch
 from conftest import schema, write_mar_checkpoint
 from gtr.errors import GtRError
 from gtr.models import MAR, build_mar, identify_mar, load_mar, mar_config
-from gtr.models.mar import PRESETS
+from gtr.models.registry import PRESETS
 
 OFFICIAL_COUNTS = {"mar_b": 207_924_768, "mar_l": 478_326_304, "mar_h": 942_403_104}
 

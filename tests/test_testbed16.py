@@ -5,7 +5,6 @@ import sys
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 import gtr
 from conftest import REPO

@@ -136,3 +136,25 @@ def test_resize_fills_the_frame():
     raw = FashionMNIST("test", SUBSET, normalize=False).images[:4, None]
     assert resize(raw, 32).dtype == torch.uint8
     assert (resize(big, 28) - images).abs().mean() < 0.1  # the round trip only blurs
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"", "truncated or not a PyTorch checkpoint"),
+    (b"garbage" * 10, "truncated or not a PyTorch checkpoint"),
+    (None, "no 'optimizer'"),  # a checkpoint of something else
+])
+def test_an_unreadable_last_checkpoint_is_one_line(tmp_path, content, expected):
+    _, trainer, _ = _mar_setup(tmp_path)
+    trainer.out.mkdir(parents=True, exist_ok=True)
+    if content is None:
+        torch.save({"model": trainer.model.state_dict()}, trainer.checkpoint_path)
+    else:
+        trainer.checkpoint_path.write_bytes(content)
+    with pytest.raises(GtRError, match=f"cannot resume.*{expected}.*delete it to start over, or set resume=false"):
+        trainer.resume()
+
+
+def test_batch_size_must_be_a_positive_integer():
+    for bad in (0, -4, 2.5, True):
+        with pytest.raises(GtRError, match="train.batch_size must be an integer >= 1"):
+            EpochSampler(100, bad, 0)

@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from gtr.errors import GtRError, require
+from gtr.files import atomic_path
 
 require("torch_fidelity", "eval")  # one line naming the extra when it is missing
 from torch_fidelity.metric_fid import (KEY_METRIC_FID, fid_features_to_statistics,  # noqa: E402
@@ -74,9 +75,8 @@ def save_statistics(stats: dict[str, np.ndarray], path: str | os.PathLike) -> Pa
     """Write {"mu", "sigma"} as an .npz (the ADM / torch-fidelity layout), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, mu=stats["mu"], sigma=stats["sigma"])
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, mu=stats["mu"], sigma=stats["sigma"])
     return path
 
 

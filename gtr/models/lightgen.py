@@ -23,7 +23,7 @@ from timm.models.vision_transformer import Block
 from gtr.errors import GtRError
 from gtr.models.cached import CachedPasses
 from gtr.models.diffusion_head import DiffusionHead
-from gtr.models.mar import MAR, TokenGridConfig, replace_checked
+from gtr.models.mar import MAR, TokenGridConfig
 
 
 @dataclass(frozen=True)
@@ -49,21 +49,6 @@ class LightGenConfig(TokenGridConfig):
     diffloss_w: int = 1536
     attn_dropout: float = 0.1
     proj_dropout: float = 0.1
-
-
-LIGHTGEN_PRESETS: dict[str, LightGenConfig] = {
-    "lightgen": LightGenConfig(),  # fluid_large, as every official script builds it
-    # The official-code parity case (shared/reference/tiny_lightgen_parity.pt).
-    "lightgen_tiny": LightGenConfig(width=32, encoder_depth=2, encoder_num_heads=4, decoder_depth=2,
-                                    decoder_num_heads=4, cross_depth=2, cross_num_heads=2, text_depth=1,
-                                    caption_channels=48, diffloss_d=2, diffloss_w=64),
-}
-
-
-def lightgen_config(preset: str, **overrides) -> LightGenConfig:
-    if preset not in LIGHTGEN_PRESETS:
-        raise GtRError(f"unknown LightGen preset {preset!r}: choose one of {', '.join(LIGHTGEN_PRESETS)}")
-    return replace_checked(LIGHTGEN_PRESETS[preset], overrides, "LightGen")
 
 
 class CrossAttention(nn.Module):
@@ -248,17 +233,13 @@ class LightGen(CachedPasses, nn.Module):
         return torch.zeros_like(out).scatter(1, rows, z.to(out.dtype))
 
 
-def build_lightgen(preset: str = "lightgen", seed: int | None = 0, device: str | torch.device = "cpu",
-                   **hyperparameters) -> LightGen:
-    """A randomly initialised LightGen (positions and tokens N(0, 0.02), as the official initialisation)."""
-    if seed is not None:
-        torch.manual_seed(seed)
-    model = LightGen(lightgen_config(preset, **hyperparameters))
+def initialize_official(model: LightGen) -> LightGen:
+    """Random weights as the official initialisation (positions and tokens N(0, 0.02), the head's own init)."""
     for p in (model.last_pos_embed_learned, model.fake_latent, model.encoder_pos_embed_learned, model.mask_token,
               model.decoder_pos_embed_learned):
         nn.init.normal_(p, std=0.02)
     model.diffloss.net.initialize_weights()
-    return model.to(device).eval()
+    return model
 
 
-__all__ = ["LightGen", "LightGenConfig", "LIGHTGEN_PRESETS", "build_lightgen", "lightgen_config"]
+__all__ = ["LightGen", "LightGenConfig", "initialize_official"]

@@ -64,46 +64,6 @@ class MARConfig(TokenGridConfig):
     proj_dropout: float = 0.1
 
 
-def _preset(width: int, depth: int, heads: int, diffloss_d: int, diffloss_w: int, **kwargs) -> MARConfig:
-    return MARConfig(encoder_embed_dim=width, encoder_depth=depth, encoder_num_heads=heads, decoder_embed_dim=width,
-                     decoder_depth=depth, decoder_num_heads=heads, diffloss_d=diffloss_d, diffloss_w=diffloss_w,
-                     **kwargs)
-
-
-# The released checkpoints: transformer sizes from the official factories, diffusion-MLP depth/width from the
-# official README's evaluation commands (the constructor default 3/1024 is the ablation setting and does not load).
-PRESETS: dict[str, MARConfig] = {
-    "mar_b": _preset(768, 12, 12, diffloss_d=6, diffloss_w=1024),
-    "mar_l": _preset(1024, 16, 16, diffloss_d=8, diffloss_w=1280),
-    "mar_h": _preset(1280, 20, 16, diffloss_d=12, diffloss_w=1536),
-    # The architecture of the official-code parity case (tests/data): 16x16 tokens, width 64, 10 classes.
-    "mar_tiny": _preset(64, 2, 4, diffloss_d=2, diffloss_w=64, class_num=10),
-    # The project's own model, trained on Fashion-MNIST (28x28 -> 7x7 tokens of the fmnist_vae tokenizer) and
-    # shipped in gtr/assets: sized to train in about an hour on a 2-core CPU. Dropout is off: at this size and
-    # budget it only slows training (torch's CPU dropout is ~20 % of a step).
-    "mar_fmnist": _preset(128, 3, 4, diffloss_d=3, diffloss_w=128, img_size=28, vae_stride=4, vae_embed_dim=4,
-                          class_num=10, buffer_size=4, attn_dropout=0.0, proj_dropout=0.0),
-    # The 16x16-token testbed (32x32 Fashion-MNIST through the stride-2 fmnist16_vae): ImageNet MAR's token grid,
-    # so the paper's sampler configs run unchanged. mar_fmnist's width and depth: 5x its tokens already make a
-    # training step ~4x dearer, and the whole model must train in under ~2 h on a 2-core CPU.
-    "mar_fmnist16": _preset(128, 3, 4, diffloss_d=3, diffloss_w=128, img_size=32, vae_stride=2, vae_embed_dim=4,
-                            class_num=10, buffer_size=4, attn_dropout=0.0, proj_dropout=0.0),
-}
-PRESET_NAMES = {"mar_b": "MAR-B", "mar_l": "MAR-L", "mar_h": "MAR-H", "mar_tiny": "tiny MAR",
-                "mar_fmnist": "Fashion-MNIST MAR", "mar_fmnist16": "Fashion-MNIST 16x16 MAR"}
-
-
-def mar_config(preset: str | None = None, **overrides) -> MARConfig:
-    """A preset by name, optionally with some hyperparameters replaced, or any size from hyperparameters alone."""
-    if preset is None:
-        base = MARConfig()
-    elif preset in PRESETS:
-        base = PRESETS[preset]
-    else:
-        raise GtRError(f"unknown MAR preset {preset!r}: choose one of {', '.join(PRESETS)}")
-    return replace_checked(base, overrides, "MAR")
-
-
 class MAR(CachedPasses, nn.Module):
     guidance_site = "decoder"  # LazyMAR's released code takes the CFG difference before decoder_norm
 

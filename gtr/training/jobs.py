@@ -15,8 +15,9 @@ from safetensors.torch import save_file
 
 from gtr.data import FashionMNIST, resize
 from gtr.errors import GtRError
+from gtr.files import atomic_path
 from gtr.models.classifier import FashionClassifier
-from gtr.models.mar import MAR, mar_config
+from gtr.models import MAR, mar_config
 from gtr.tokenizers import TOKENIZERS, LatentTokenizer, load_tokenizer
 from gtr.training.loop import EpochSampler, StepRandom, Trainer
 from gtr.training.objectives import classifier_loss, mar_loss, vae_loss
@@ -26,10 +27,9 @@ def export(weights: dict[str, torch.Tensor], path: str | os.PathLike, metadata: 
     """Write shipped weights atomically as safetensors (metadata values as strings)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(weights, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file(weights, str(tmp), metadata={k: str(v) for k, v in metadata.items()})
+        os.chmod(tmp, 0o644)
     return path
 
 

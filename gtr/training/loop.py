@@ -20,6 +20,8 @@ import torch
 from tqdm.auto import tqdm
 
 from gtr.errors import GtRError
+from gtr.files import atomic_path
+from gtr.weights import read_checkpoint
 
 
 def cosine_lr(step: int, total: int, warmup: int, base: float, final_fraction: float = 0.0) -> float:
@@ -48,6 +50,8 @@ class EpochSampler:
     whenever it is asked for."""
 
     def __init__(self, size: int, batch_size: int, seed: int):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise GtRError(f"train.batch_size must be an integer >= 1, got {batch_size!r}")
         if batch_size > size:
             raise GtRError(f"batch_size {batch_size} is larger than the dataset ({size}): lower train.batch_size")
         self.size, self.batch_size, self.seed = size, batch_size, seed
@@ -94,25 +98,29 @@ class Trainer:
         if self.ema is not None:
             state["model_ema"] = self.ema.state_dict()
         self.out.mkdir(parents=True, exist_ok=True)
-        tmp = self.checkpoint_path.with_name(".last.pt.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.checkpoint_path)
+        with atomic_path(self.checkpoint_path) as tmp:
+            torch.save(state, tmp)
 
     def resume(self) -> bool:
         """Continue from ``<out>/last.pt`` if it exists; True when something was loaded."""
         if not self.checkpoint_path.is_file():
             return False
+        fix = "delete it to start over, or set resume=false (out_dir=<another folder> keeps it)"
         try:
-            state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+            state = read_checkpoint(self.checkpoint_path)
+        except GtRError as err:
+            raise GtRError(f"cannot resume: {str(err).removesuffix('; re-download it')}; {fix}") from None
+        try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             if self.ema is not None:
                 self.ema.load_state_dict(state["model_ema"])
-        except (RuntimeError, KeyError, EOFError) as err:
-            raise GtRError(f"cannot resume from {self.checkpoint_path} ({str(err).splitlines()[0]}): delete it to "
-                           f"start over, or set train.resume=false") from None
-        self.step = int(state["step"])
-        self.history = json.loads(state["history"])
+            step, history = int(state["step"]), json.loads(state["history"])
+        except (RuntimeError, KeyError, TypeError, ValueError) as err:
+            detail = f"no {err}" if isinstance(err, KeyError) else (str(err).strip().splitlines() or [""])[0]
+            raise GtRError(f"cannot resume from {self.checkpoint_path} ({detail}; another job's or another size's "
+                           f"checkpoint?): {fix}") from None
+        self.step, self.history = step, history
         return True
 
     # ------------------------------------------------------------------------------------------------------

@@ -39,34 +39,49 @@ def resolve_metadata(path: str | os.PathLike | None, root: str | os.PathLike, do
 def read_metadata(path: str | os.PathLike) -> list[dict]:
     """The prompt records of a metadata file, one per non-empty line, checked against the evaluator's vocabulary."""
     records = []
-    with open(path) as fp:
-        for number, line in enumerate(fp, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise GtRError(f"{path}:{number} is not JSON ({err.msg}): give GenEval's "
-                               f"evaluation_metadata.jsonl format, one JSON object per line") from None
-            problem = _problem(record)
-            if problem:
-                raise GtRError(f"{path}:{number}: {problem}; GenEval's evaluator could not score this prompt")
-            records.append(record)
+    try:
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as err:
+        raise GtRError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}): give GenEval's "
+                       "evaluation_metadata.jsonl, saved as UTF-8") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise GtRError(f"{path}:{number} is not JSON ({err.msg}): give GenEval's "
+                           f"evaluation_metadata.jsonl format, one JSON object per line") from None
+        problem = _problem(record)
+        if problem:
+            raise GtRError(f"{path}:{number}: {problem}; GenEval's evaluator could not score this prompt")
+        records.append(record)
     if not records:
         raise GtRError(f"{path} holds no prompts: give GenEval's evaluation_metadata.jsonl")
     return records
 
 
+def _clauses(value) -> bool:
+    return isinstance(value, list) and all(isinstance(c, dict) for c in value)
+
+
 def _problem(record) -> str | None:
     if not isinstance(record, dict) or not {"tag", "prompt", "include"} <= record.keys():
         return "a record needs tag, prompt and include"
+    if not isinstance(record["prompt"], str) or not record["prompt"].strip():
+        return f"prompt must be a non-empty string, got {record['prompt']!r}"
+    if not isinstance(record["tag"], str):
+        return f"tag must be a string (GenEval's task name), got {record['tag']!r}"
+    if not _clauses(record["include"]) or not record["include"] or not _clauses(record.get("exclude", [])):
+        return 'include (and exclude) must be lists of objects like {"class": "dog", "count": 1}'
     clauses = record["include"] + record.get("exclude", [])
     for clause in clauses:
-        if clause.get("class") not in OBJECT_NAMES:
+        if not isinstance(clause.get("class"), str) or clause["class"] not in OBJECT_NAMES:
             return f"unknown class {clause.get('class')!r} (the detector's 80 COCO classes, GenEval's names)"
-        if not isinstance(clause.get("count"), int) or clause["count"] < 1:
+        count = clause.get("count")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             return f"count of {clause['class']!r} must be a positive integer"
-        if "color" in clause and clause["color"] not in COLORS:
+        if "color" in clause and (not isinstance(clause["color"], str) or clause["color"] not in COLORS):
             return f"unknown colour {clause['color']!r} (one of {', '.join(COLORS)})"
     for index, clause in enumerate(record["include"]):
         position = clause.get("position")

@@ -1,0 +1,262 @@
+"""Typed schemas of the jobs' Hydra configs (structured configs in Hydra's ConfigStore).
+
+- ``model``: :class:`gtr.models.registry.ModelConfig`; every registry entry is stored as ``model=<name>``.
+- ``sampler`` and ``cache``: one schema per registered sampler or cache, made from its dataclass fields (so a
+  sampler's options are declared once, on the sampler), stored as ``schema/sampler/<name>``; a composed
+  ``sampler`` node is checked against the schema its ``name`` selects.
+- the top level of each job (``sample``, ``generate``, ``geneval``, ``sample_t2i``, ``train``): the dataclasses
+  below, stored as ``schema/<job>`` and named first in each job's defaults list, so a misspelt key or a value of the
+  wrong type fails while Hydra composes.
+
+:func:`validate` runs after composition (:func:`gtr.config.compose_config`) and raises one-line
+:class:`GtRError` messages.
+"""
+from __future__ import annotations
+
+import collections.abc
+import dataclasses
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from gtr.errors import GtRError
+
+# ----------------------------------------------------------------------------------------------------------------
+# The top level of each job
+
+
+@dataclass
+class WeightsConfig:
+    root: str = "pretrained_models"  # official layout: <root>/mar/mar_huge/checkpoint-last.pth, <root>/vae/kl16.ckpt
+    download: bool = True  # fetch missing official files when online (GTR_OFFLINE=1 disables)
+
+
+@dataclass
+class DiffusionConfig:
+    clip_timestep: Optional[int] = None  # null: official MAR respacing; 950: DiSA's clipping
+
+
+@dataclass
+class WandbConfig:
+    enabled: bool = False
+    project: str = "gtr-mar"
+    mode: Optional[str] = None  # null honours $WANDB_MODE (online | offline | disabled)
+
+
+@dataclass
+class JobConfig:
+    """What every generation job has: the three groups, the run's seed, batching, device and numerics."""
+    model: Any = MISSING
+    sampler: Any = MISSING
+    cache: Any = MISSING
+    seed: int = 0
+    batch_size: int = 1
+    device: str = "auto"
+    precision: str = "fp32"
+    mode: str = "eager"
+    progress: bool = True
+    output_dir: str = MISSING
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
+
+
+@dataclass
+class SampleJob(JobConfig):
+    classes: Any = None  # a list of class indices or null (Any: OmegaConf cannot take an interpolation into a typed list)
+    images_per_class: int = 8
+    rng: str = "per_image"
+
+
+@dataclass
+class SampleT2IJob(JobConfig):
+    prompt: Optional[str] = None
+    prompt_file: Optional[str] = None
+    images_per_prompt: int = 4
+    text_cache: Optional[str] = None
+
+
+@dataclass
+class GenerateMetrics:
+    enabled: bool = True
+    extractor: str = "inception"
+    reference: Optional[str] = None
+    inception: Optional[str] = None
+    classifier: Optional[str] = None
+    data_root: Optional[str] = None
+
+
+@dataclass
+class GenerateJob(JobConfig):
+    images_per_class: int = 50
+    num_images: Optional[int] = None
+    npz: bool = True
+    metrics: GenerateMetrics = field(default_factory=GenerateMetrics)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
+class GenEvalThresholds:
+    score: float = 0.3
+    counting_score: float = 0.9
+    max_objects: int = 16
+    max_overlap: float = 1.0
+    position: float = 0.1
+
+
+@dataclass
+class GenEvalOptions:
+    prompts: Optional[str] = None
+    detector: str = "mmdet"
+    detector_path: Optional[str] = None
+    clip_path: Optional[str] = None
+    clip_amp: bool = True
+    tf32: Optional[bool] = None
+    thresholds: GenEvalThresholds = field(default_factory=GenEvalThresholds)
+
+
+@dataclass
+class GenEvalJob(JobConfig):
+    n_samples: int = 4
+    num_prompts: Optional[int] = None
+    text_cache: Optional[str] = None
+    generate: bool = True
+    score: bool = True
+    geneval: GenEvalOptions = field(default_factory=GenEvalOptions)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
+class DataConfig:
+    root: Optional[str] = None  # folder with the 4 IDX .gz files; null: $GTR_FASHION_MNIST, Debian's package, cache
+    download: bool = True
+
+
+@dataclass
+class TrainJob:
+    train: Any = MISSING  # the train/ group: its keys differ by job (tokenizer, mar, classifier)
+    seed: int = 0
+    out_dir: str = MISSING
+    export: Optional[str] = None
+    resume: bool = True
+    progress: bool = True
+    data: DataConfig = field(default_factory=DataConfig)
+    weights: WeightsConfig = field(default_factory=WeightsConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+JOBS: dict[str, type] = {"sample": SampleJob, "sample_t2i": SampleT2IJob, "generate": GenerateJob,
+                         "geneval": GenEvalJob, "train": TrainJob}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sampler and cache schemas, from their classes
+
+
+def _omegaconf_type(annotation):
+    """An annotation OmegaConf can type-check (``X | None`` -> Optional, sequences -> List), else Any."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        rest = [a for a in args if a is not type(None)]
+        inner = _omegaconf_type(rest[0]) if len(rest) == 1 else Any
+        return Optional[inner] if len(rest) < len(args) and inner is not Any else inner
+    if origin in (list, tuple, collections.abc.Sequence):
+        item = _omegaconf_type(args[0]) if args and args[0] is not Ellipsis else Any
+        return List[item]
+    return annotation if annotation in (int, float, bool, str) else Any
+
+
+def options_schema(kind: str, name: str, cls: type) -> type:
+    """A structured-config dataclass of ``cls``'s init fields plus ``name`` (defaults: the class's)."""
+    hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
+    fields = [("name", str, field(default=name))]
+    for f in dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ():
+        if not f.init:
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else MISSING)
+        if isinstance(default, tuple):
+            default = list(default)
+        kind_type = _omegaconf_type(hints[f.name])
+        if isinstance(default, list):
+            fields.append((f.name, kind_type, field(default_factory=lambda d=default: list(d))))
+        else:
+            fields.append((f.name, kind_type, field(default=default)))
+    return dataclasses.make_dataclass(f"{name.title()}{kind.title()}Options", fields)
+
+
+def _option_schemas() -> dict[str, dict[str, type]]:
+    from gtr.sampling import CACHES, SAMPLERS
+    return {"sampler": {n: options_schema("sampler", n, c) for n, c in SAMPLERS.items()},
+            "cache": {n: options_schema("cache", n, c) for n, c in CACHES.items()}}
+
+
+_REGISTERED = False
+
+
+def register() -> None:
+    """Store the model registry, the job schemas and the sampler/cache schemas in Hydra's ConfigStore (once)."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    from hydra.core.config_store import ConfigStore
+
+    from gtr.models.registry import register_configs
+    register_configs()
+    store = ConfigStore.instance()
+    for job, schema in JOBS.items():
+        store.store(name=f"{job}_schema", node=schema)  # the first entry of configs/<job>.yaml's defaults
+    for kind, schemas in _option_schemas().items():
+        for name, schema in schemas.items():
+            store.store(group=f"schema/{kind}", name=name, node=schema)
+    _REGISTERED = True
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Checking a composed config
+
+
+def validate(cfg: DictConfig, job: str) -> None:
+    """Resolve every interpolation of a composed config and check its ``sampler`` and ``cache`` nodes against their
+    schemas: one-line :class:`GtRError` on the first problem."""
+    try:
+        for key in cfg:
+            value = cfg[key] if key != "hydra" else None  # reading a scalar resolves it
+            if OmegaConf.is_config(value):
+                OmegaConf.to_container(value, resolve=True)
+    except OmegaConfBaseException as err:
+        raise GtRError(describe(err, "cannot resolve")) from None
+    schemas = _option_schemas()
+    for kind in ("sampler", "cache"):
+        node = cfg.get(kind)
+        if node is None:
+            continue
+        name = node.get("name")
+        if name not in schemas[kind]:
+            raise GtRError(f"unknown {kind} {name!r} ({kind}.name): choose one of {', '.join(schemas[kind])}")
+        options = OmegaConf.to_container(node, resolve=True)
+        try:
+            OmegaConf.merge(OmegaConf.structured(schemas[kind][name]), options)
+        except ConfigKeyError as err:
+            valid = [f.name for f in dataclasses.fields(schemas[kind][name]) if f.name != "name"]
+            raise GtRError(f"{kind} {name!r} has no option {err.key!r} ({kind}.{err.key}): valid ones are "
+                           f"{', '.join(valid)}") from None
+        except ValidationError as err:
+            raise GtRError(f"{kind}.{describe(err)}") from None
+
+
+def describe(err: OmegaConfBaseException, prefix: str | None = None) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    key = getattr(err, "full_key", None)
+    message = lines[0] if lines else type(err).__name__
+    match = re.match(r"^Value '(.*)' of type '(\w+)' could not be converted to (\w+)$", message)
+    if match:
+        message = f"{match[1]!r} is not {'an' if match[3][0] in 'AEIOU' else 'a'} {match[3].lower()}"
+    elif "is not a ListConfig" in message:
+        message = "expected a list, e.g. [1, 2]"
+    text = f"{key}: {message}" if key else message
+    return f"{prefix} {text}" if prefix else text
