@@ -11,7 +11,6 @@ and, when asked, scores it.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import subprocess
 import time
@@ -29,7 +28,8 @@ from tqdm.auto import tqdm
 from gtr.errors import GtRError, require
 from gtr.files import atomic_path, write_json
 from gtr.images import save_png
-from gtr.pipeline import REPO_ROOT, Run, batches_of_rank, cache_settings, check_count, check_writable, resolve_device
+from gtr.pipeline import (REPO_ROOT, Run, batches_of_rank, cache_settings, check_count, check_writable, claim_output,
+                          resolve_device, run_settings)
 
 
 def image_ok(path: Path) -> bool:
@@ -146,42 +146,6 @@ def render_sharded(runtime: Distributed, run: Run, num_images: int, path_of: Cal
             t0 = time.perf_counter()
     runtime.barrier()
     return sum(len(b) for b in todo), seconds
-
-
-def claim_output(out: Path, settings: dict, rank: int) -> None:
-    """Resume only what these settings made: ``<out>/run.json`` records what the folder's images are (model,
-    resolved sampler, seed, precision, counts); the first run writes it and a run with other settings stops."""
-    path = out / "run.json"
-    if path.is_file():
-        before, now = _decisive(json.loads(path.read_text())), _decisive(settings)
-        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-        if changed:
-            raise GtRError(f"{out} holds images made with other settings ({', '.join(changed)} differ): set "
-                           f"output_dir=<another folder>, or delete {out} to start over")
-    elif rank == 0:
-        write_json(path, settings)
-
-
-# The model-config keys that decide a run's images (its name, title, demo grid, metrics do not; CFG and step defaults
-# are already resolved into the sampler's options).
-MODEL_KEYS_OF_IMAGES = ("preset", "checkpoint", "ema", "random_init", "init_seed", "hparams", "tokenizer",
-                        "text_encoder")
-
-
-def _decisive(settings: dict) -> dict:
-    """Run settings as the guard compares them (older records may hold more model keys)."""
-    model = settings.get("model")
-    if not isinstance(model, dict):
-        return settings
-    return {**settings, "model": {k: model.get(k) for k in MODEL_KEYS_OF_IMAGES}}
-
-
-def run_settings(cfg, **counts) -> dict:
-    """What decides a run's images (not batch size or world size, which do not change them)."""
-    model = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "metrics"}
-    return {"model": model, "sampler": OmegaConf.to_container(cfg.sampler, resolve=True), "seed": cfg.seed,
-            "precision": cfg.precision, "diffusion": OmegaConf.to_container(cfg.diffusion, resolve=True),
-            **cache_settings(cfg), **counts}
 
 
 def check_complete(num_images: int, path_of: Callable[[int], Path]) -> None:

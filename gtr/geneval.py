@@ -26,8 +26,9 @@ from gtr.eval.geneval.prompts import image_path, read_metadata, resolve_metadata
 from gtr.eval.geneval.rules import Thresholds
 from gtr.eval.geneval.score import score_folder
 from gtr.eval.geneval.summary import format_summary, scores, summarize
-from gtr.generate import Distributed, check_complete, claim_output, git_commit, render_sharded, run_settings
-from gtr.pipeline import Run, batches_of_rank, cache_settings, check_count, check_writable, resolve_device, run_job, run_tag
+from gtr.generate import Distributed, check_complete, git_commit, render_sharded
+from gtr.pipeline import (Run, batches_of_rank, cache_settings, check_count, check_writable, claim_output, resolve_device,
+                          run_job, run_settings, run_tag)
 from gtr.t2i import PromptEncoder
 
 

@@ -1,11 +1,12 @@
-"""From a (Hydra) config to images: the model, tokenizer and sampler named by the config, run in batches.
-
-Scripts stay thin: they compose the config and call :func:`sample_to_folder`.
+"""From a (Hydra) config to images: the skeleton every generation job shares (:class:`Run`: the sampler, cache,
+model and tokenizer a config names, rendered in batches), the run guard of output folders (:func:`claim_output`),
+and ``scripts/sample.py``'s job on them (:func:`sample_to_folder`).
 """
 from __future__ import annotations
 
-from pathlib import Path
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
@@ -17,6 +18,7 @@ from gtr import sample
 from gtr.config import CONFIGS, compose_config, run_tag  # noqa: F401 -- re-exported for scripts and studies
 from gtr.data import CLASS_NAMES as FASHION_CLASSES
 from gtr.errors import GtRError, one_line_errors
+from gtr.files import write_json
 from gtr.images import imagenet_class_names, labelled_grid, save_png
 from gtr.models import load_model
 from gtr.sampling import build_cache, build_sampler
@@ -95,6 +97,42 @@ def cache_settings(cfg) -> dict:
     if cache is None or cache.get("name", "none") == "none":
         return {}
     return {"cache": OmegaConf.to_container(cache, resolve=True)}
+
+
+def claim_output(out: Path, settings: dict, rank: int) -> None:
+    """Resume only what these settings made: ``<out>/run.json`` records what the folder's images are (model,
+    resolved sampler, seed, precision, counts); the first run writes it and a run with other settings stops."""
+    path = out / "run.json"
+    if path.is_file():
+        before, now = _decisive(json.loads(path.read_text())), _decisive(settings)
+        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        if changed:
+            raise GtRError(f"{out} holds images made with other settings ({', '.join(changed)} differ): set "
+                           f"output_dir=<another folder>, or delete {out} to start over")
+    elif rank == 0:
+        write_json(path, settings)
+
+
+# The model-config keys that decide a run's images (its name, title, demo grid, metrics do not; CFG and step defaults
+# are already resolved into the sampler's options).
+MODEL_KEYS_OF_IMAGES = ("preset", "checkpoint", "ema", "random_init", "init_seed", "hparams", "tokenizer",
+                        "text_encoder")
+
+
+def _decisive(settings: dict) -> dict:
+    """Run settings as the guard compares them (older records may hold more model keys)."""
+    model = settings.get("model")
+    if not isinstance(model, dict):
+        return settings
+    return {**settings, "model": {k: model.get(k) for k in MODEL_KEYS_OF_IMAGES}}
+
+
+def run_settings(cfg, **counts) -> dict:
+    """What decides a run's images (not batch size or world size, which do not change them)."""
+    model = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "metrics"}
+    return {"model": model, "sampler": OmegaConf.to_container(cfg.sampler, resolve=True), "seed": cfg.seed,
+            "precision": cfg.precision, "diffusion": OmegaConf.to_container(cfg.diffusion, resolve=True),
+            **cache_settings(cfg), **counts}
 
 
 def check_count(name: str, value, minimum: int = 1) -> None:
@@ -233,7 +271,9 @@ def sample_to_folder(cfg) -> Path:
     count = cfg.images_per_class if unconditional else len(labels)
     if not unconditional:  # bad labels fail before any work is done
         run.model.condition(torch.as_tensor(labels, device=run.device))
-    clear_images(out / "images")
+    claim_output(out, run_settings(cfg, classes=None if unconditional else classes,
+                                   images_per_class=cfg.images_per_class, rng=cfg.rng), rank=0)
+    clear_images(out / "images")  # this run draws them again (and a folder of an older version holds only its own)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
     if cfg.rng == "official":  # the official scripts seed the global generators once per process

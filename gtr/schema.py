@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import functools
 import re
 import types
 import typing
@@ -189,6 +190,7 @@ def options_schema(kind: str, name: str, cls: type) -> type:
     return dataclasses.make_dataclass(f"{name.title()}{kind.title()}Options", fields)
 
 
+@functools.lru_cache(maxsize=None)
 def _option_schemas() -> dict[str, dict[str, type]]:
     from gtr.sampling import CACHES, SAMPLERS
     return {"sampler": {n: options_schema("sampler", n, c) for n, c in SAMPLERS.items()},

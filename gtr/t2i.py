@@ -11,8 +11,8 @@ from tqdm.auto import tqdm
 
 from gtr.errors import GtRError
 from gtr.images import labelled_grid, save_png
-from gtr.pipeline import (Run, batches_of_rank, check_count, check_writable, clear_images, load_configured_model,
-                          resolve_device, run_job)
+from gtr.pipeline import (Run, batches_of_rank, check_count, check_writable, claim_output, clear_images,
+                          load_configured_model, resolve_device, run_job, run_settings)
 from gtr.text import T5TextEncoder, cached_features
 
 
@@ -66,6 +66,9 @@ def sample_t2i(cfg) -> Path:
     check_count("images_per_prompt", cfg.images_per_prompt)
     prompts = read_prompts(cfg)
     run = Run.configure(cfg, resolve_device(cfg.device)).load("text")
+    prompts_sha256 = hashlib.sha256("\n".join(prompts).encode()).hexdigest()
+    claim_output(out, run_settings(cfg, prompts_sha256=prompts_sha256, images_per_prompt=cfg.images_per_prompt),
+                 rank=0)
     features = PromptEncoder(cfg, run.model, run.device)(prompts)
     clear_images(out / "images")
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))

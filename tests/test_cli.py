@@ -115,15 +115,21 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert "images_per_class must be an integer >= 1" in in_process_error(capsys, "images_per_class=0", out)
 
 
-def test_a_used_folder_holds_only_the_new_run(tmp_path):
-    """A second run into the same folder replaces the first run's images instead of leaving them beside its own."""
+def test_a_folder_made_with_other_settings_is_refused(tmp_path, capsys):
+    """As generate.py: a second run into a folder with other settings stops (nothing touched); the same settings
+    draw the same images again."""
     from gtr.pipeline import sample_to_folder
     out = tmp_path / "out"
     base = ["sampler.num_iter=2", "sampler.diffusion_steps=2", "model.random_init=true", f"output_dir={out}"]
     sample_to_folder(compose("classes=[1,2]", "images_per_class=2", *base))
-    assert len(list((out / "images").glob("*.png"))) == 4
-    sample_to_folder(compose("classes=[1]", "images_per_class=1", *base))
-    assert [p.name for p in (out / "images").glob("*.png")] == ["00000.png"]
+    before = {p.name: p.read_bytes() for p in (out / "images").glob("*.png")}
+    assert len(before) == 4
+    message = in_process_error(capsys, "classes=[1]", "images_per_class=1", *base)
+    assert "holds images made with other settings (classes, images_per_class differ)" in message
+    assert {p.name: p.read_bytes() for p in (out / "images").glob("*.png")} == before
+    (out / "images" / "00009.png").write_bytes(b"")  # a stray numbered file is not left beside the new run
+    sample_to_folder(compose("classes=[1,2]", "images_per_class=2", *base))
+    assert {p.name: p.read_bytes() for p in (out / "images").glob("*.png")} == before
 
 
 def test_non_float_weights_are_rejected(tmp_path):

@@ -103,3 +103,23 @@ def test_a_stopped_row_resumes_from_its_finished_seeds(tmp_path, monkeypatch):
     result = json.loads(out.with_suffix(".json").read_text())
     assert [r["seed"] for r in result["rows"]["mar_16"]["per_seed"]] == [0, 1, 2]
     assert result["rows"]["mar_16"]["per_seed"][0] == done and result["partial"] == {}
+
+
+def test_stored_rows_follow_what_they_run_not_their_key():
+    """A renamed row keeps its measurements, a row whose config now resolves to other options is measured again, and
+    stored rows no current row runs are kept aside (retired), not reported."""
+    from gtr.eval import study
+    bed = TESTBEDS["fmnist16"]
+    rows = {r.key: r for r in bed.rows}
+    mar, mar_cfg4 = (study.sampling_options(bed, rows[k])[0] for k in ("mar", "mar_cfg4"))
+    assert mar["cfg"] == 1.0 and mar_cfg4 == {**mar, "cfg": 4.0}  # the testbed's default CFG, and attempt 1's
+    measured = {"per_seed": [{"seed": 0, "fid_fmnist": 1.0}], "gflops": 1.0, "ar_steps": 64}
+    state = {"rows": {"mar": {**measured, "sampler": mar_cfg4},  # measured when the model's CFG was 4.0
+                      "mar_cfg1": {**measured, "sampler": mar},  # the old name of today's reference
+                      "gone": {**measured, "sampler": {**mar, "temperature": 0.5}}}}
+    study.adopt_measured(bed, state)
+    assert state["rows"]["mar"]["sampler"] == mar and state["rows"]["mar_cfg4"]["sampler"] == mar_cfg4
+    assert state["rows"]["mar_cfg4"]["label"] == rows["mar_cfg4"].label
+    assert set(state["rows"]) == {"mar", "mar_cfg4"} and list(state["retired"]) == ["gone"]
+    study.adopt_measured(bed, state)  # idempotent; retired rows stay retired
+    assert set(state["rows"]) == {"mar", "mar_cfg4"} and list(state["retired"]) == ["gone"]

@@ -6,6 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 from gtr.errors import GtRError
+from gtr.models.registry import REGISTRY
 from gtr.weights import WEIGHTS, WeightFile, read_checkpoint, resolve, select_state_dict
 
 
@@ -34,7 +35,7 @@ def test_resolution_order(tmp_path, monkeypatch):
 
 def test_missing_weights_offline_is_one_line(tmp_path):
     with pytest.raises(GtRError) as err:
-        resolve(WEIGHTS["mar_h"], None, tmp_path / "nowhere")
+        resolve(REGISTRY["mar_h"].weights, None, tmp_path / "nowhere")
     message = str(err.value)
     assert "\n" not in message
     assert "MAR-H weights not found (downloads disabled)" in message
@@ -52,7 +53,7 @@ def test_failed_download_says_why(tmp_path, monkeypatch):
 
 def test_explicit_path_missing(tmp_path):
     with pytest.raises(GtRError, match=r"does not exist; fix model.checkpoint=\.\.\."):
-        resolve(WEIGHTS["mar_b"], tmp_path / "typo.pth", tmp_path)
+        resolve(REGISTRY["mar_b"].weights, tmp_path / "typo.pth", tmp_path)
 
 
 def test_truncated_checkpoint(tmp_path):
