@@ -90,13 +90,17 @@ def cache_from_config(cache_cfg: Mapping[str, Any] | None) -> Cache:
     return build_cache(options.pop("name"), **options)
 
 
-def cache_settings(cfg) -> dict:
-    """The resolved cache options of a run for its records, empty without a cache (so records and run guards of
-    cache-free runs read as before the cache axis existed)."""
-    cache = cfg.get("cache")
+def cache_record(cache: Mapping[str, Any] | None) -> dict:
+    """``{"cache": options}`` for a run's records, empty without a cache (so records and run guards of cache-free
+    runs read as before the cache axis existed)."""
     if cache is None or cache.get("name", "none") == "none":
         return {}
-    return {"cache": OmegaConf.to_container(cache, resolve=True)}
+    return {"cache": OmegaConf.to_container(cache, resolve=True) if OmegaConf.is_config(cache) else dict(cache)}
+
+
+def cache_settings(cfg) -> dict:
+    """The resolved cache options of a run's config for its records (:func:`cache_record`)."""
+    return cache_record(cfg.get("cache"))
 
 
 def claim_output(out: Path, settings: dict, rank: int) -> None:

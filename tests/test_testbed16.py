@@ -9,9 +9,11 @@ import torch
 import gtr
 from conftest import REPO
 from gtr.eval.study import TESTBEDS, sampling_options
+from gtr.models.registry import REGISTRY
 from gtr.pipeline import cache_from_config, compose_config, load_configured_model, load_image_tokenizer, sampler_from_config
 
 BED = TESTBEDS["fmnist16"]
+CLIP = REGISTRY[BED.model].config.clip_timestep  # the testbed's diffusion.clip_timestep
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def test_every_study_row_samples_on_the_shipped_model(model_and_tokenizer, key):
     if "lower_steps" in options:
         options["lower_steps"] = 2
     with torch.no_grad():
-        latents = gtr.sample(model, sampler_from_config(options, {"clip_timestep": 950}), [0, 7], seed=0,
+        latents = gtr.sample(model, sampler_from_config(options, {"clip_timestep": CLIP}), [0, 7], seed=0,
                              cache=cache_from_config(cache))
         images = tokenizer.decode(latents)
     assert latents.shape == (2, 4, 16, 16) and images.shape == (2, 1, 32, 32) and torch.isfinite(images).all()

@@ -372,7 +372,7 @@ def measure_rows(bed: Testbed, state: dict, keys: Sequence[str], device: torch.d
     from gtr.eval.fashion import FashionExtractor, parse_reference, reference_statistics, score
     from gtr.eval.flops import FlopsCounter
     from gtr.eval.latency import device_name
-    from gtr.pipeline import compose_config, load_configured_model, load_image_tokenizer
+    from gtr.pipeline import cache_record, compose_config, load_configured_model, load_image_tokenizer
     cfg = compose_config(f"model={bed.model}")
     model = load_configured_model(cfg, device)
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
@@ -394,7 +394,7 @@ def measure_rows(bed: Testbed, state: dict, keys: Sequence[str], device: torch.d
     for key in keys:
         row = rows[key]
         options, cache_options = sampling_options(bed, row)
-        cached = {"cache": cache_options} if cache_options["name"] != "none" else {}
+        cached = cache_record(cache_options)
         sampler, cache = built({"sampler": options, **cached}, cfg.diffusion.clip_timestep)
         # Seeds finished by a stopped run of the same row and settings are kept (a long row survives a stop).
         partial = state.setdefault("partial", {}).get(key, {})
@@ -424,7 +424,9 @@ def measure_rows(bed: Testbed, state: dict, keys: Sequence[str], device: torch.d
 
 def _signature(sampler: Mapping, cache: Mapping | None) -> str:
     import json
-    return json.dumps([sampler, cache if cache and cache.get("name", "none") != "none" else None], sort_keys=True)
+
+    from gtr.pipeline import cache_record
+    return json.dumps([sampler, cache_record(cache).get("cache")], sort_keys=True)
 
 
 def adopt_measured(bed: Testbed, state: dict) -> None:
@@ -576,9 +578,10 @@ def _all_rows_table(bed: Testbed, rows: Mapping, cpu: bool, timed: str) -> list[
 
 def _find(bed: Testbed, rows: Mapping, config: str, overrides: Mapping) -> str | None:
     """The measured row that runs exactly the sampler of (config, overrides) on this testbed."""
+    from gtr.pipeline import cache_record
     sampler, cache = sampling_options(bed, Row("", "", "", config, overrides))
     return next((key for key, row in rows.items()
-                 if row["sampler"] == sampler and row.get("cache", {"name": "none"}) == cache), None)
+                 if row["sampler"] == sampler and row.get("cache") == cache_record(cache).get("cache")), None)
 
 
 def _paper_tables(bed: Testbed, rows: Mapping, cpu: bool) -> list[str]:
