@@ -84,10 +84,14 @@ def geneval(cfg: DictConfig) -> None:
 @_job("train")
 def train(cfg: DictConfig) -> None:
     """The project's own Fashion-MNIST networks (tokenizer, MAR, classifier); resumable."""
+    from pathlib import Path
+
+    from gtr.pipeline import check_writable
     from gtr.tracking import start_wandb
     from gtr.training.jobs import JOBS
     if cfg.train.job not in JOBS:
         raise GtRError(f"unknown training job {cfg.train.job!r}: choose train=tokenizer, mar or classifier")
+    check_writable(Path(cfg.out_dir), "out_dir")  # before the data is read and encoded
     run = start_wandb(cfg, job_type=f"train-{cfg.train.job}")
     path = JOBS[cfg.train.job](cfg, run)
     if run is not None:

@@ -159,14 +159,15 @@ def check_labels(classes) -> None:
         raise GtRError(f"class labels must be integers, got {bad[0]!r}: e.g. classes=[207,360]")
 
 
-def check_writable(folder: Path) -> None:
+def check_writable(folder: Path, key: str = "output_dir") -> None:
+    """``folder`` exists (made if needed) and takes a file; else one line naming the config ``key`` to fix."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = folder / ".write_test"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise GtRError(f"cannot write to output folder {folder} ({err.strerror}): set output_dir=... to a writable "
+        raise GtRError(f"cannot write to output folder {folder} ({err.strerror}): set {key}=... to a writable "
                        f"folder") from None
 
 

@@ -5,8 +5,9 @@
   sampler's options are declared once, on the sampler), stored as ``schema/sampler/<name>``; a composed
   ``sampler`` node is checked against the schema its ``name`` selects.
 - the top level of each job (``sample``, ``generate``, ``geneval``, ``sample_t2i``, ``train``): the dataclasses
-  below, stored as ``schema/<job>`` and named first in each job's defaults list, so a misspelt key or a value of the
-  wrong type fails while Hydra composes.
+  below, stored as ``<job>_schema`` and named first in each job's defaults list, so a misspelt key or a value of
+  the wrong type fails while Hydra composes; a training job's ``train`` node is checked against the schema of its
+  ``job`` (:data:`TRAIN_JOBS`).
 
 :func:`validate` runs after composition (:func:`gtr.config.compose_config`) and raises one-line
 :class:`GtRError` messages.
@@ -150,6 +151,55 @@ class TrainJob:
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
+@dataclass
+class TrainOptions:
+    """What every training job of the ``train/`` group has."""
+    name: str = MISSING
+    job: str = MISSING
+    steps: int = MISSING
+    batch_size: int = MISSING
+    lr: float = MISSING
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    grad_clip: Optional[float] = None
+    ema_decay: Optional[float] = None
+    checkpoint_every: int = 100
+    log_every: int = 25
+    limit: Optional[int] = None  # train on the first N images only (tests)
+    image_size: int = 28
+
+
+@dataclass
+class TrainTokenizerOptions(TrainOptions):
+    architecture: str = MISSING
+    kl_weight: float = 1e-6
+
+
+@dataclass
+class TrainTokenizerRef:
+    name: str = MISSING
+    checkpoint: Optional[str] = None
+
+
+@dataclass
+class TrainMAROptions(TrainOptions):
+    preset: str = MISSING
+    hparams: Any = field(default_factory=dict)
+    tokenizer: TrainTokenizerRef = field(default_factory=TrainTokenizerRef)
+    mask_ratio_min: float = 0.7
+    label_drop_prob: float = 0.1
+    diffusion_batch_mul: int = 4
+
+
+@dataclass
+class TrainClassifierOptions(TrainOptions):
+    augment: bool = True
+
+
+TRAIN_JOBS: dict[str, type] = {"tokenizer": TrainTokenizerOptions, "mar": TrainMAROptions,
+                               "classifier": TrainClassifierOptions}
+
 JOBS: dict[str, type] = {"sample": SampleJob, "sample_t2i": SampleT2IJob, "generate": GenerateJob,
                          "geneval": GenEvalJob, "train": TrainJob}
 
@@ -232,6 +282,8 @@ def validate(cfg: DictConfig, job: str) -> None:
                 OmegaConf.to_container(value, resolve=True)
     except OmegaConfBaseException as err:
         raise GtRError(describe(err, "cannot resolve")) from None
+    if job == "train":
+        _check_train(cfg.train)
     schemas = _option_schemas()
     for kind in ("sampler", "cache"):
         node = cfg.get(kind)
@@ -262,3 +314,23 @@ def describe(err: OmegaConfBaseException, prefix: str | None = None) -> str:
         message = "expected a list, e.g. [1, 2]"
     text = f"{key}: {message}" if key else message
     return f"{prefix} {text}" if prefix else text
+
+
+def _check_train(node: DictConfig) -> None:
+    """The ``train`` node against the schema of its ``job`` (tokenizer, mar, classifier)."""
+    job = node.get("job")
+    if job not in TRAIN_JOBS:
+        raise GtRError(f"unknown training job {job!r} (train.job): choose train=tokenizer, mar or classifier (or "
+                       "their 16x16 variants tokenizer16, mar16)")
+    schema = TRAIN_JOBS[job]
+    try:
+        OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.to_container(node, resolve=True))
+    except ConfigKeyError as err:
+        valid = sorted(f.name for f in dataclasses.fields(schema))
+        raise GtRError(f"training job {job!r} has no option {err.key!r} (train.{err.key}): valid ones are "
+                       f"{', '.join(valid)}") from None
+    except ValidationError as err:
+        raise GtRError(f"train.{describe(err)}") from None
+    for key in ("steps", "batch_size", "checkpoint_every", "log_every"):
+        if node[key] < 1:
+            raise GtRError(f"train.{key} must be an integer >= 1, got {node[key]}")

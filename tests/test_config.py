@@ -124,3 +124,19 @@ def test_the_cli_exits_2_with_one_line():
     assert run.returncode == 2, run.stderr
     assert run.stderr.strip().splitlines() == [
         run.stderr.strip().splitlines()[0]] and "did you mean sampler=gtr_16?" in run.stderr
+
+
+def test_training_options_are_checked_by_their_job(capsys, tmp_path):
+    assert "train.steps: 'abc' is not an integer" in preflight_error(capsys, "train", "train.steps=abc")
+    assert "train.kl_weight: 'x' is not a float" in preflight_error(capsys, "train", "train=tokenizer",
+                                                                    "train.kl_weight=x")
+    assert "train.batch_size must be an integer >= 1, got 0" in preflight_error(capsys, "train", "train.batch_size=0")
+    assert "no train config 'foo'" in preflight_error(capsys, "train", "train=foo")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    run = subprocess.run([sys.executable, "scripts/train.py", f"out_dir={blocker / 'sub'}"], cwd=REPO,
+                         capture_output=True, text=True, env=run_env(), timeout=300)
+    assert run.returncode == 2 and run.stderr.strip().startswith("error: cannot write to output folder")
+    assert "set out_dir=" in run.stderr and "encoding" not in run.stdout  # before the data is read
+    for job in ("tokenizer", "tokenizer16", "mar", "mar16", "classifier"):
+        compose_config(f"train={job}", name="train")  # every shipped job fits its schema
