@@ -307,11 +307,12 @@ def figure3(bed: Testbed, model, tokenizer, extractor, count: int, seeds: int, o
     strips of the first image."""
     import gtr
     from gtr.eval.fid import extract
-    from gtr.pipeline import compose_config, sampler_from_config
+    from gtr.models.registry import preset
+    from gtr.pipeline import sampler_from_config
     from gtr.sampling.completion import CompletionSampler, block_mask, checkerboard_mask
     from gtr.tokenizers import to_uint8
     rows = {r.key: r for r in bed.rows}
-    clip = compose_config(f"model={bed.model}").diffusion.clip_timestep
+    clip = preset(bed.model).config.clip_timestep  # the model's diffusion.clip_timestep
     base = sampler_from_config(sampling_options(bed, rows[bed.reference_row])[0], {"clip_timestep": clip})
     labels = torch.arange(count) % 10
     reference = model.patchify(gtr.sample(model, base, labels, seed=10_000))
