@@ -36,11 +36,6 @@ def _job(config_name: str):
     return decorate
 
 
-def _fail(err: GtRError) -> None:
-    print(f"error: {err}", file=sys.stderr)
-    sys.exit(2)
-
-
 def _one_line_errors(fn):
     @functools.wraps(fn)
     def job(cfg: DictConfig) -> None:
@@ -121,7 +116,7 @@ def score(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-download", action="store_true", help="never download (Inception, named references)")
     parser.add_argument("--data-root", help="Fashion-MNIST folder (for fashion_mnist references)")
     args = parser.parse_args(argv)
-    try:
+    with one_line_errors():
         import numpy as np
 
         from gtr.eval.score import folder_statistics, score_config, score_images
@@ -148,6 +143,4 @@ def score(argv: list[str] | None = None) -> None:
         result = score_images(args.images, cfg, device, labels, args.batch_size)
         if args.out is not None:
             write_json(args.out, result, indent=2)
-    except GtRError as err:
-        _fail(err)
     print(json.dumps(result, indent=2))

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import difflib
 import re
-import sys
 from pathlib import Path
 from typing import Sequence
 
 from omegaconf import OmegaConf
 
-from gtr.errors import GtRError
+from gtr.errors import GtRError, one_line_errors
 
 CONFIGS = Path(__file__).resolve().parent / "configs"  # shipped in the package (``configs/`` in a clone links here)
 MAX_SWEEP_CHECKS = 256  # combinations of a --multirun sweep composed up front (the rest are checked as they run)
@@ -73,11 +72,12 @@ def preflight(name: str, argv: Sequence[str]) -> None:
     if (args.help or args.hydra_help or args.info or args.shell_completion or args.config_path or args.config_dir
             or args.experimental_rerun or (args.config_name not in (None, name))):
         return
-    try:
+    from gtr.schema import first_line
+    with one_line_errors():
         try:
             parsed = OverridesParser.create().parse_overrides(args.overrides)
         except HydraException as err:
-            raise GtRError(f"cannot parse the command line ({_first_line(err)}): write overrides as key=value, quote "
+            raise GtRError(f"cannot parse the command line ({first_line(err)}): write overrides as key=value, quote "
                            "values with spaces, brackets or commas (see `--hydra-help`)") from None
         sweeping = any(o.is_sweep_override() for o in parsed)
         if sweeping and not args.multirun:
@@ -87,14 +87,6 @@ def preflight(name: str, argv: Sequence[str]) -> None:
             else [list(args.overrides)]
         for overrides in combinations[:MAX_SWEEP_CHECKS]:
             compose_config(*overrides, name=name, hydra_node=True)
-    except GtRError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-
-
-def _first_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__
 
 
 def explain(err: BaseException, name: str, overrides: Sequence[str]) -> str:
@@ -102,7 +94,7 @@ def explain(err: BaseException, name: str, overrides: Sequence[str]) -> str:
     from hydra.errors import MissingConfigException
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-    from gtr.schema import describe
+    from gtr.schema import describe, first_line
 
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options is not None:
         group, _, choice = err.missing_cfg_file.rpartition("/")
@@ -116,9 +108,9 @@ def explain(err: BaseException, name: str, overrides: Sequence[str]) -> str:
         return f"unknown key {key!r}{_suggest(key, name, overrides)}"
     if isinstance(cause, ValidationError):
         return describe(cause)
-    message = _first_line(err)
+    message = first_line(err)
     if message.startswith("Could not override") and cause is not err:
-        message = f"{message} {_first_line(cause)}"
+        message = f"{message} {first_line(cause)}"
     return message
 
 

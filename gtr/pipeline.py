@@ -63,8 +63,6 @@ def load_image_tokenizer(tok_cfg: Mapping[str, Any], weights_cfg: Mapping[str, A
                           download=weights_cfg["download"], device=device)
 
 
-
-
 def sampling_options(model: str, key: str, overrides: Mapping[str, Any] | None = None) -> tuple[dict, dict]:
     """The resolved sampler and cache options of ``model=<model> sampler=<s>`` for a row key ``s``, or with
     ``cache=<c>`` for ``s+c`` (the run tag of output folders: ``gtr_16+lazymar``), sampler options replaced by
@@ -236,15 +234,14 @@ class Run:
     def description(self) -> str:
         return f"{self.cfg.model.name} / {run_tag(self.sampler.name)}"
 
-    def render(self, batches: Iterable[list[int]], condition_of: Callable[[list[int]], Any],
-               seed: int | None = None) -> Iterator[tuple[list[int], torch.Tensor]]:
+    def render(self, batches: Iterable[list[int]],
+               condition_of: Callable[[list[int]], Any]) -> Iterator[tuple[list[int], torch.Tensor]]:
         """:func:`render_batches` with the run's model, sampler, cache, precision, mode and seed (``rng=official``:
         the global generators, seeded once by the caller)."""
-        official = self.cfg.get("rng", "per_image") == "official"
+        rng = self.cfg.get("rng", "per_image")
         return render_batches(self.model, self.sampler, self.tokenizer, batches, condition_of,
-                              seed=None if official else (self.cfg.seed if seed is None else seed),
-                              rng=self.cfg.get("rng", "per_image"), precision=self.cfg.precision, cache=self.cache,
-                              mode=self.cfg.mode)
+                              seed=None if rng == "official" else self.cfg.seed, rng=rng,
+                              precision=self.cfg.precision, cache=self.cache, mode=self.cfg.mode)
 
 
 def clear_images(folder: Path) -> None:

@@ -292,21 +292,33 @@ def validate(cfg: DictConfig, job: str) -> None:
         name = node.get("name")
         if name not in schemas[kind]:
             raise GtRError(f"unknown {kind} {name!r} ({kind}.name): choose one of {', '.join(schemas[kind])}")
-        options = OmegaConf.to_container(node, resolve=True)
-        try:
-            OmegaConf.merge(OmegaConf.structured(schemas[kind][name]), options)
-        except ConfigKeyError as err:
-            valid = [f.name for f in dataclasses.fields(schemas[kind][name]) if f.name != "name"]
-            raise GtRError(f"{kind} {name!r} has no option {err.key!r} ({kind}.{err.key}): valid ones are "
-                           f"{', '.join(valid)}") from None
-        except ValidationError as err:
-            raise GtRError(f"{kind}.{describe(err)}") from None
+        _check_options(node, schemas[kind][name], f"{kind} {name!r}", kind, selector="name")
+
+
+def _check_options(node: DictConfig, schema: type, what: str, key: str, selector: str | None = None) -> None:
+    """A composed node (its interpolations resolved) against a schema dataclass: one line naming the unknown option
+    (with the valid ones, less the ``selector`` field that chose the schema) or the value of the wrong type, at
+    ``<key>.<option>``."""
+    try:
+        OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.to_container(node, resolve=True))
+    except ConfigKeyError as err:
+        valid = sorted(f.name for f in dataclasses.fields(schema) if f.name != selector)
+        raise GtRError(f"{what} has no option {err.key!r} ({key}.{err.key}): valid ones are "
+                       f"{', '.join(valid)}") from None
+    except ValidationError as err:
+        raise GtRError(f"{key}.{describe(err)}") from None
+
+
+def first_line(err: BaseException) -> str:
+    """The first non-empty line of an exception's message (Hydra and OmegaConf append context lines)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
 
 
 def describe(err: OmegaConfBaseException, prefix: str | None = None) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    """One line for an OmegaConf error: ``<key>: <what is wrong>``."""
     key = getattr(err, "full_key", None)
-    message = lines[0] if lines else type(err).__name__
+    message = first_line(err)
     match = re.match(r"^Value '(.*)' of type '(\w+)' could not be converted to (\w+)$", message)
     if match:
         message = f"{match[1]!r} is not {'an' if match[3][0] in 'AEIOU' else 'a'} {match[3].lower()}"
@@ -322,15 +334,7 @@ def _check_train(node: DictConfig) -> None:
     if job not in TRAIN_JOBS:
         raise GtRError(f"unknown training job {job!r} (train.job): choose train=tokenizer, mar or classifier (or "
                        "their 16x16 variants tokenizer16, mar16)")
-    schema = TRAIN_JOBS[job]
-    try:
-        OmegaConf.merge(OmegaConf.structured(schema), OmegaConf.to_container(node, resolve=True))
-    except ConfigKeyError as err:
-        valid = sorted(f.name for f in dataclasses.fields(schema))
-        raise GtRError(f"training job {job!r} has no option {err.key!r} (train.{err.key}): valid ones are "
-                       f"{', '.join(valid)}") from None
-    except ValidationError as err:
-        raise GtRError(f"train.{describe(err)}") from None
+    _check_options(node, TRAIN_JOBS[job], f"training job {job!r}", "train")
+    from gtr.pipeline import check_count
     for key in ("steps", "batch_size", "checkpoint_every", "log_every"):
-        if node[key] < 1:
-            raise GtRError(f"train.{key} must be an integer >= 1, got {node[key]}")
+        check_count(f"train.{key}", node[key])

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from gtr.errors import GtRError
 from gtr.images import labelled_grid, save_png
 from gtr.pipeline import (Run, batches_of_rank, check_count, check_writable, claim_output, clear_images,
-                          load_configured_model, resolve_device, run_job, run_settings)
+                          resolve_device, run_job, run_settings)
 from gtr.text import T5TextEncoder, cached_features
 
 
@@ -34,11 +34,6 @@ def read_prompts(cfg) -> list[str]:
     if not prompts:
         raise GtRError("no prompt: set prompt=\"...\" or prompt_file=<one prompt per line>")
     return prompts
-
-
-def load_text_model(cfg, device: torch.device):
-    """The text-to-image model of a config (:func:`gtr.pipeline.load_configured_model` with text conditions)."""
-    return load_configured_model(cfg, device, "text")
 
 
 class PromptEncoder:

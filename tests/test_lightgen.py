@@ -264,12 +264,12 @@ def test_sample_t2i_without_weights_is_one_line(tmp_path):
 
 def test_bad_prompt_files_and_class_models_are_one_line(tmp_path):
     from gtr.pipeline import compose_config, load_configured_model
-    from gtr.t2i import load_text_model, read_prompts
+    from gtr.t2i import read_prompts
     latin1 = tmp_path / "prompts.txt"
     latin1.write_bytes("a caf\xe9 at night\n".encode("latin-1"))
     with pytest.raises(GtRError, match="is not UTF-8 text .* save it as UTF-8"):
         read_prompts(compose_config(f"prompt_file={latin1}", name="sample_t2i"))
     with pytest.raises(GtRError, match="is not a text-to-image model"):
-        load_text_model(compose_config("model=mar_tiny", name="sample_t2i"), torch.device("cpu"))
+        load_configured_model(compose_config("model=mar_tiny", name="sample_t2i"), torch.device("cpu"), "text")
     with pytest.raises(GtRError, match="is a text-to-image model: run it with gtr-sample-t2i"):
         load_configured_model(compose_config("model=lightgen_tiny"), torch.device("cpu"))
