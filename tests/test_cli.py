@@ -165,6 +165,17 @@ def test_output_folders_are_named_by_sampler_config(tmp_path):
     assert (tmp_path / "samples" / "mar_fmnist_mar_16_seed0" / "grid.png").is_file()
 
 
+def test_import_gtr_leaves_the_slow_libraries_for_when_they_are_used():
+    """``--help`` and config errors stay fast: importing the package and its CLI loads neither timm nor diffusers
+    (seconds each); building a model or a tokenizer does."""
+    code = ("import sys, gtr, gtr.cli; heavy = ('diffusers', 'timm', 'transformers', 'wandb'); "
+            "print(sorted(m for m in heavy if m in sys.modules)); gtr.build_mar('mar_tiny'); "
+            "gtr.build_tokenizer('kl16_tiny'); print(sorted(m for m in heavy[:2] if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split("\n")[:2] == ["[]", "['diffusers', 'timm']"]
+
+
 @pytest.mark.parametrize("script", sorted(p.name for p in (REPO / "scripts").glob("*.py")))
 def test_help_of_every_script_prints_usage_and_writes_nothing(script, tmp_path):
     before = {p: p.stat().st_mtime_ns for p in (REPO / "results").rglob("*") if p.is_file()}

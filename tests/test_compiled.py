@@ -9,6 +9,7 @@ from conftest import DATA, REPO
 from gtr.errors import GtRError
 from gtr.models import LightGen, lightgen_config
 from gtr.pipeline import cache_from_config, compose_config, sampler_from_config
+from gtr.models.diffusion_head import head_step
 from gtr.sampling.compiled import check_mode, passes
 from gtr.sampling.executor import make_rng, run_schedule
 
@@ -70,6 +71,28 @@ def test_compiled_passes_are_kept_outside_the_state_dict(mar_tiny):
     keys = list(mar_tiny.state_dict())
     assert passes(mar_tiny, "compile") is passes(mar_tiny, "compile")  # compiled once per model
     assert list(mar_tiny.state_dict()) == keys and passes(mar_tiny, "eager").step is None
+
+
+def test_changed_weights_are_compiled_again_not_served_stale():
+    """Freezing makes the weights constants of the compiled code: after the parameters change in place, the
+    compiled head step must follow the new weights, as the eager one does (the head alone: compiling is the cost)."""
+    model = gtr.build_mar("mar_tiny", seed=1)
+    net = model.diffloss.net
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.02)
+        g = torch.Generator().manual_seed(0)
+        x, noise = torch.randn(3, model.token_dim, generator=g), torch.randn(3, model.token_dim, generator=g)
+        width = net.input_proj.out_features
+        t_emb, c_emb = torch.randn(1, width, generator=g), torch.randn(3, width, generator=g)
+        coef = torch.rand(7, generator=g)
+        args = (x, t_emb, c_emb, coef, noise, None)
+        first = passes(model, "compile").step(*args)
+        assert_equal_to_tolerance(first, head_step(net, *args))
+        net.final_layer.linear.weight.mul_(3.0)
+        eager = head_step(net, *args)
+        assert not torch.allclose(eager, first, atol=1e-4)
+        assert_equal_to_tolerance(passes(model, "compile").step(*args), eager)
 
 
 def test_compiled_equals_eager_on_lightgen():

@@ -16,14 +16,11 @@ from functools import partial
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from diffusers.models.embeddings import PixArtAlphaTextProjection
-from timm.layers import Mlp
-from timm.models.vision_transformer import Block
 
 from gtr.errors import GtRError
 from gtr.models.cached import CachedPasses
 from gtr.models.diffusion_head import DiffusionHead
-from gtr.models.mar import MAR, TokenGridConfig
+from gtr.models.mar import MAR, TokenGridConfig, known_positions
 
 
 @dataclass(frozen=True)
@@ -74,6 +71,7 @@ class CrossAttentionBlock(nn.Module):
     """The official ``Attention_Block(is_cross=True)``, whose residual starts from the *normalised* query."""
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float, norm: type[nn.Module]):
+        from timm.layers import Mlp
         super().__init__()
         self.normq = norm(dim)
         self.normkv = norm(dim)
@@ -91,6 +89,8 @@ class TextEmbedding(nn.Module):
     """T5 features -> the cross-attention's keys/values: PixArt's projection, a few self-attention blocks, a norm."""
 
     def __init__(self, c: LightGenConfig, norm: type[nn.Module]):
+        from diffusers.models.embeddings import PixArtAlphaTextProjection
+        from timm.models.vision_transformer import Block
         super().__init__()
         self.text_proj = PixArtAlphaTextProjection(in_features=c.caption_channels, hidden_size=c.width)
         self.text_aligner = nn.ModuleList(
@@ -116,6 +116,7 @@ class LightGen(CachedPasses, nn.Module):
     unpatchify = MAR.unpatchify
 
     def __init__(self, config: LightGenConfig):
+        from timm.models.vision_transformer import Block
         super().__init__()
         c = self.config = config
         if c.img_size % (c.vae_stride * c.patch_size):
@@ -178,11 +179,12 @@ class LightGen(CachedPasses, nn.Module):
     def forward(self, tokens: torch.Tensor, known: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """Conditioning vectors z [B, N, D] from the known tokens (the same count in every row) and the text
         condition [B, L, D]."""
-        b = tokens.shape[0]
-        counts = known.sum(dim=1)
-        if b and bool((counts != counts[0]).any()):
-            raise ValueError("every image in a batch must have the same number of known tokens")
-        known_idx = known.nonzero()[:, 1].view(b, -1)
+        return self.forward_known(tokens, known_positions(known), cond)
+
+    known_positions = staticmethod(known_positions)
+
+    def forward_known(self, tokens: torch.Tensor, known_idx: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` given the raster positions [B, k] of the known tokens (what ``mode=compile`` compiles)."""
         return self.forward_text(self.forward_decoder(self.forward_encoder(tokens, known_idx), known_idx), cond)
 
     def forward_encoder(self, tokens: torch.Tensor, known_idx: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,6 @@ from functools import partial
 
 import torch
 import torch.nn as nn
-from timm.models.vision_transformer import Block
 
 from gtr.errors import GtRError
 from gtr.models.cached import CachedPasses
@@ -64,10 +63,21 @@ class MARConfig(TokenGridConfig):
     proj_dropout: float = 0.1
 
 
+def known_positions(known: torch.Tensor) -> torch.Tensor:
+    """Ascending raster positions [B, k] of the known tokens of ``known`` [B, N] (bool), which must have the same
+    count k in every row (the encoder drops the unknown tokens, as the official code does)."""
+    b = known.shape[0]
+    counts = known.sum(dim=1)
+    if b and bool((counts != counts[0]).any()):
+        raise ValueError("every image in a batch must have the same number of known tokens")
+    return known.nonzero()[:, 1].view(b, -1)
+
+
 class MAR(CachedPasses, nn.Module):
     guidance_site = "decoder"  # LazyMAR's released code takes the CFG difference before decoder_norm
 
     def __init__(self, config: MARConfig):
+        from timm.models.vision_transformer import Block
         super().__init__()
         c = self.config = config
         if c.encoder_embed_dim != c.decoder_embed_dim:
@@ -159,13 +169,14 @@ class MAR(CachedPasses, nn.Module):
         tokens [B, N, C]; known [B, N] bool, with the same number of known tokens in every row (the encoder drops
         the unknown ones, as the official code does); cond [B, D] from :meth:`condition` or :meth:`null_condition`.
         """
-        b = tokens.shape[0]
-        counts = known.sum(dim=1)
-        if b and bool((counts != counts[0]).any()):
-            raise ValueError("every image in a batch must have the same number of known tokens")
-        known_idx = known.nonzero()[:, 1].view(b, -1)  # ascending raster positions of the known tokens
-        x = self.forward_encoder(tokens, known_idx, cond)
-        return self.forward_decoder(x, known_idx)
+        return self.forward_known(tokens, known_positions(known), cond)
+
+    known_positions = staticmethod(known_positions)
+
+    def forward_known(self, tokens: torch.Tensor, known_idx: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """:meth:`forward` given the raster positions [B, k] of the known tokens (:func:`known_positions`): a
+        function of tensor shapes only, which ``mode=compile`` compiles as one graph."""
+        return self.forward_decoder(self.forward_encoder(tokens, known_idx, cond), known_idx)
 
     def forward_encoder(self, tokens: torch.Tensor, known_idx: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         b, buf = tokens.shape[0], self.buffer_size

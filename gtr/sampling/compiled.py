@@ -1,13 +1,15 @@
-"""The executor's two modes: ``eager`` calls the model as it is; ``compile`` runs the transformer pass and each
-diffusion-head step (network, guidance and ancestral update as one function,
-:func:`gtr.models.diffusion_head.head_step`) through ``torch.compile``, which fuses the small elementwise kernels
-that dominate the head's loop.
+"""The executor's two modes: ``eager`` calls the model as it is; ``compile`` runs the transformer pass
+(``forward_known``: one graph, the known positions found outside it) and each diffusion-head step (network, guidance
+and ancestral update as one function, :func:`gtr.models.diffusion_head.head_step`) through ``torch.compile`` with
+Inductor's *freezing*: the weights become constants of the compiled code, so on a CPU every linear layer runs as a
+prepacked oneDNN matrix product and the small elementwise kernels of the head's loop are fused.
 
 Compiled once per model, with dynamic shapes, and reused for every AR step, token group and batch: GtR's and FTS's
 varying token counts and diffusion-step counts do not recompile. The noise is drawn exactly as in eager mode and
 passed in, so both RNG modes keep their guarantees; samples equal the eager mode's to float tolerance
 (``tests/test_compiled.py``). The first call pays the compilation (reported separately by
-``scripts/bench_executor.py``).
+``scripts/bench_executor.py``). Frozen weights are the weights of the first call: when a model's parameters change
+afterwards (a training step, ``load_state_dict``), the next run compiles again instead of using stale constants.
 """
 from __future__ import annotations
 
@@ -48,17 +50,43 @@ def check_mode(mode: str, device: torch.device | str = "cpu") -> None:
             raise GtRError("mode=compile on a GPU needs Triton (pip install triton), or use mode=eager")
 
 
+def _weights_key(model: torch.nn.Module) -> tuple:
+    """Changes whenever a parameter or buffer is replaced or modified in place (its version counter moves)."""
+    return tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))
+
+
+def _compile(fn: Callable) -> Callable:
+    """``fn`` compiled with freezing. Inductor reads ``freezing`` from its config when a graph is compiled (here at
+    the first call and at any recompilation), and ``torch.compile(options=...)`` does not reach that read, so the
+    setting is patched around each call rather than set for the whole process."""
+    compiled = torch.compile(fn, dynamic=True)
+
+    @functools.wraps(fn)
+    def run(*args):
+        with torch._inductor.config.patch(freezing=True):
+            return compiled(*args)
+    return run
+
+
 def passes(model: torch.nn.Module, mode: str = "eager") -> Passes:
     """The model's passes in ``mode``; compiled ones are built on first use and kept with the model."""
     if mode == "eager":
         return Passes(model)
     check_mode(mode, next(model.parameters()).device)
-    compiled = model.__dict__.get("_gtr_compiled")  # a plain attribute: not a submodule, not in the state dict
-    if compiled is None:
-        compiled = Passes(torch.compile(model.forward, dynamic=True),
-                          torch.compile(functools.partial(head_step, model.diffloss.net), dynamic=True))
-        model.__dict__["_gtr_compiled"] = compiled
-    return compiled
+    kept = model.__dict__.get("_gtr_compiled")  # a plain attribute: not a submodule, not in the state dict
+    key = _weights_key(model)
+    if kept is not None and kept[0] != key:
+        torch._dynamo.reset()  # the frozen constants are stale: drop every compiled graph that holds them
+        kept = None
+    if kept is None:
+        known = _compile(model.forward_known)
+
+        def forward(tokens: torch.Tensor, known_mask: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+            return known(tokens, model.known_positions(known_mask), cond)
+
+        kept = key, Passes(forward, _compile(functools.partial(head_step, model.diffloss.net)))
+        model.__dict__["_gtr_compiled"] = kept
+    return kept[1]
 
 
 __all__ = ["MODES", "Passes", "check_mode", "passes"]

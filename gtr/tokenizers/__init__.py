@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 
 import torch
-from diffusers import AutoencoderKL
 
 from gtr.errors import GtRError
 from gtr.tokenizers.kl import (FMNIST16_VAE_CONFIG, FMNIST_VAE_CONFIG, KL16_CONFIG, KL16_TINY_CONFIG, SD3_VAE_CONFIG,
-                              SD3_VAE_TINY_CONFIG, LatentTokenizer, ldm_to_diffusers, to_uint8)
+                              SD3_VAE_TINY_CONFIG, LatentTokenizer, autoencoder, ldm_to_diffusers, to_uint8)
 from gtr.weights import DEFAULT_ROOT, WEIGHTS, WeightFile, load_into, read_checkpoint, resolve, select_state_dict
 
 # name -> diffusers AutoencoderKL config; its scaling_factor / shift_factor are the latent normalisation. A
@@ -45,7 +44,7 @@ def build_tokenizer(name: str, seed: int | None = 0, device: str | torch.device 
     config = _config(name)
     if seed is not None:
         torch.manual_seed(seed)
-    return LatentTokenizer(AutoencoderKL(**config), *default_normalisation(config)).to(device).eval()
+    return LatentTokenizer(autoencoder(config), *default_normalisation(config)).to(device).eval()
 
 
 def load_tokenizer(name: str = "kl16", checkpoint: str | os.PathLike | None = None, *,
@@ -60,7 +59,7 @@ def load_tokenizer(name: str = "kl16", checkpoint: str | os.PathLike | None = No
     if any(k.startswith(("encoder.down.", "decoder.up.")) for k in state_dict):
         state_dict = ldm_to_diffusers(state_dict)
     with torch.device("meta"):
-        vae = AutoencoderKL(**config)
+        vae = autoencoder(config)
     load_into(vae, state_dict, path, f"the {name} tokenizer")
     scale, shift = latent_normalisation(path, config)
     return LatentTokenizer(vae, scale, shift).to(device).eval()

@@ -8,10 +8,20 @@ key layout, state dict under ``"model"``) is loaded by renaming its keys.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
-from diffusers import AutoencoderKL
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKL
+
+def autoencoder(config: dict) -> "AutoencoderKL":
+    """diffusers' AutoencoderKL of ``config``, imported on first use (diffusers takes seconds to import, and
+    ``import gtr`` and the command line's help and config errors should not wait for it)."""
+    from diffusers import AutoencoderKL
+    return AutoencoderKL(**config)
+
 
 KL16_SCALE = 0.2325  # MAR trains on posterior samples * 0.2325 ("normalize the std of latent to be 1")
 

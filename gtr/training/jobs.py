@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from diffusers import AutoencoderKL
 from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
@@ -19,6 +18,7 @@ from gtr.files import atomic_path
 from gtr.models.classifier import FashionClassifier
 from gtr.models import MAR, mar_config
 from gtr.tokenizers import TOKENIZERS, LatentTokenizer, load_tokenizer
+from gtr.tokenizers.kl import autoencoder
 from gtr.training.loop import EpochSampler, StepRandom, Trainer
 from gtr.training.objectives import classifier_loss, mar_loss, vae_loss
 
@@ -63,7 +63,7 @@ def train_tokenizer(cfg, wandb_run=None) -> Path:
     images, _ = _data(cfg)
     config = TOKENIZERS[cfg.train.architecture]
     torch.manual_seed(cfg.seed)
-    vae = AutoencoderKL(**config)
+    vae = autoencoder(config)
     trainer = _trainer(vae, cfg, wandb_run)
     batches = EpochSampler(len(images), cfg.train.batch_size, cfg.seed)
 
