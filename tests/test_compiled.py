@@ -8,8 +8,8 @@ import gtr
 from conftest import DATA, REPO
 from gtr.errors import GtRError
 from gtr.models import LightGen, lightgen_config
-from gtr.pipeline import cache_from_config, compose_config, sampler_from_config
 from gtr.models.diffusion_head import head_step
+from gtr.pipeline import cache_from_config, compose_config, sampler_from_config
 from gtr.sampling.compiled import check_mode, passes
 from gtr.sampling.executor import make_rng, run_schedule
 

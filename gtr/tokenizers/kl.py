@@ -16,6 +16,7 @@ import torch.nn as nn
 if TYPE_CHECKING:
     from diffusers import AutoencoderKL
 
+
 def autoencoder(config: dict) -> "AutoencoderKL":
     """diffusers' AutoencoderKL of ``config``, imported on first use (diffusers takes seconds to import, and
     ``import gtr`` and the command line's help and config errors should not wait for it)."""
