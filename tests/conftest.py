@@ -7,6 +7,15 @@ import torch
 
 from gtr.schema import register
 
+# Under pytest-xdist each worker gets its share of the cores (torch and the subprocesses it starts): the default, every
+# worker using every core, oversubscribes the CPU and slows the suite down.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    _THREADS = max(1, _CORES // _WORKERS)
+    torch.set_num_threads(_THREADS)
+    os.environ["OMP_NUM_THREADS"] = str(_THREADS)
+
 register()  # the model registry and schemas in Hydra's ConfigStore, for tests that compose through Hydra directly
 
 DATA = Path(__file__).parent / "data"

@@ -18,6 +18,9 @@ FEW_STEPS = {"diffusion_steps": 4, "upper_steps": 5, "lower_steps": 2, "t_max": 
              "t_detail": 4, "constant_steps": 3}
 CONFIGS = sorted(p.stem for p in (REPO / "configs" / "sampler").glob("*.yaml"))
 MAR_CONFIGS = [c for c in CONFIGS if "lightgen" not in c]
+# Compiling is most of these tests' cost, and compiled passes are kept with the model: under pytest-xdist the whole
+# module runs in one worker (``--dist loadgroup``), so each model is compiled once, not once per worker.
+pytestmark = pytest.mark.xdist_group("compiled")
 
 
 def composed(model: str, config: str):

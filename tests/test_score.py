@@ -77,7 +77,9 @@ def test_folder_and_npz_score_alike_and_saved_statistics_score_them_to_zero(imag
     ("wrong_npz", "has no arr_0 (the ADM sample layout): it holds mu, sigma"),
     ("bad_labels", "got 3 labels for 45 images"),
 ])
-def test_bad_inputs_are_one_line(images, case, message):
+def test_bad_inputs_are_one_line(images, case, message, capsys):
+    """One case through the script (a real process: exit 2, one line, no traceback); the others through the same
+    entry point in this process, which is what the script calls."""
     root, _ = images
     np.savez(root / "stats_only.npz", mu=np.zeros(2), sigma=np.eye(2))
     np.save(root / "three.npy", np.arange(3))
@@ -85,10 +87,18 @@ def test_bad_inputs_are_one_line(images, case, message):
             "not_images": [root / "labels.npy", "--reference", "fashion_mnist:test"],
             "wrong_npz": [root / "stats_only.npz", "--reference", "fashion_mnist:test"],
             "bad_labels": [root / "images", "--reference", "fashion_mnist:test", "--labels", root / "three.npy"]}[case]
-    done = run(*args, "--extractor", "fmnist", "--data-root", SUBSET, "--device", "cpu")
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0], done.stderr
+    args = [*args, "--extractor", "fmnist", "--data-root", SUBSET, "--device", "cpu"]
+    if case == "no_reference":
+        done = run(*args)
+        returncode, stderr = done.returncode, done.stderr
+    else:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exit_info:
+            score([str(a) for a in args])
+        returncode, stderr = exit_info.value.code, capsys.readouterr().err
+    assert returncode == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in stderr, stderr
 
 
 def test_scorer_module_rejects_a_truncated_npz(images, tmp_path):
