@@ -45,6 +45,18 @@ def write_mar_checkpoint(path: Path, preset: str) -> tuple[dict, dict]:
     return model, ema
 
 
+def one_line_exit(capsys, job, *args) -> str:
+    """Call a script's entry point ``job(*args)`` in this process (saves an interpreter start per case): it must exit
+    with status 2 and one line on stderr, ``error: ...``, which is returned."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        job(*args)
+    stderr = capsys.readouterr().err
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert exit_info.value.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), stderr
+    return lines[0]
+
+
 @pytest.fixture(autouse=True)
 def _grad_mode():
     """A test that turns autograd off must not turn it off for the ones after it."""

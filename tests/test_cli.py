@@ -9,7 +9,7 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from PIL import Image
 
-from conftest import REPO, run_env, schema_state_dict, write_mar_checkpoint
+from conftest import REPO, one_line_exit, run_env, schema_state_dict, write_mar_checkpoint
 from gtr.config import compose_config, preflight
 from gtr.pipeline import main
 
@@ -78,16 +78,13 @@ def compose(*overrides: str):
 
 
 def in_process_error(capsys, *overrides: str) -> str:
-    """The same entry point as the script (preflight, then the job), composed in-process (saves a 10 s interpreter
-    start per case)."""
+    """The same entry point as the script (preflight, then the job), composed in-process."""
     args = ["progress=false", "model=mar_tiny", "sampler=mar", *overrides]
-    with pytest.raises(SystemExit) as exit_info:
+
+    def sample():
         preflight("sample", args)
         main(compose_config(*args))
-    assert exit_info.value.code == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ")
-    return lines[0]
+    return one_line_exit(capsys, sample)
 
 
 def test_bad_input_is_one_line(tmp_path, capsys):

@@ -8,7 +8,7 @@ import pytest
 import torch
 from hydra.core.config_store import ConfigStore
 
-from conftest import REPO, run_env
+from conftest import REPO, one_line_exit, run_env
 from gtr.config import compose_config, preflight
 from gtr.errors import GtRError
 from gtr.models import MAR, LightGen, build_model
@@ -18,12 +18,7 @@ from gtr.schema import options_schema
 
 
 def preflight_error(capsys, job: str, *args: str) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        preflight(job, list(args))
-    assert exit_info.value.code == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
+    return one_line_exit(capsys, preflight, job, list(args))
 
 
 @pytest.mark.parametrize("args, expected", [

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import DATA, REPO
+from conftest import DATA, REPO, one_line_exit
 from gtr.cli import score
 from gtr.data import FashionMNIST
 from gtr.errors import GtRError
@@ -90,15 +90,12 @@ def test_bad_inputs_are_one_line(images, case, message, capsys):
     args = [*args, "--extractor", "fmnist", "--data-root", SUBSET, "--device", "cpu"]
     if case == "no_reference":
         done = run(*args)
-        returncode, stderr = done.returncode, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        line = lines[0]
     else:
-        capsys.readouterr()
-        with pytest.raises(SystemExit) as exit_info:
-            score([str(a) for a in args])
-        returncode, stderr = exit_info.value.code, capsys.readouterr().err
-    assert returncode == 2
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and message in lines[0] and "Traceback" not in stderr, stderr
+        line = one_line_exit(capsys, score, [str(a) for a in args])
+    assert message in line
 
 
 def test_scorer_module_rejects_a_truncated_npz(images, tmp_path):
