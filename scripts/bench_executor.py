@@ -27,13 +27,16 @@ import torch
 import torch.nn as nn
 
 import gtr
+from gtr.errors import GtRError, one_line_errors
 from gtr.eval.latency import device_name, summary, time_interleaved
+from gtr.models import diffusion_head
 from gtr.models.registry import PRESETS
 from gtr.sampling.compiled import check_mode
 from gtr.sampling.executor import PRECISIONS, autocast
 
 REPO = Path(__file__).resolve().parent.parent
 COMPILED = "ours compiled (official RNG)"
+ONE_STEP = "ours compiled, one head step per call (official RNG)"
 
 
 def official_model(repo: Path, preset: str, diffusion_steps: int, device: torch.device) -> nn.Module:
@@ -72,8 +75,13 @@ def main() -> None:
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if not args.no_compile:
-        check_mode("compile", device)
+    with one_line_errors():  # before any work
+        needed = ("models/mar.py", "models/diffloss.py", "diffusion/__init__.py")
+        if args.official_repo and not all((args.official_repo / path).is_file() for path in needed):
+            raise GtRError(f"--official-repo {args.official_repo} is not a checkout of LTH14/mar (it needs "
+                           f"{', '.join(needed)}): git clone https://github.com/LTH14/mar")
+        if not args.no_compile:
+            check_mode("compile", device)
 
     model = gtr.build_mar(args.model, seed=0, device=device)
     with torch.no_grad():  # random weights everywhere (the official init zeroes the head's output)
@@ -90,6 +98,15 @@ def main() -> None:
     if not args.no_compile:
         methods[COMPILED] = lambda: gtr.sample(model, sampler, labels, seed=1, rng="official", mode="compile",
                                                precision=args.precision)
+
+        def one_step_per_call():  # the ablation of diffusion_head.UNROLL, side by side
+            unroll, diffusion_head.UNROLL = diffusion_head.UNROLL, 1
+            try:
+                return methods[COMPILED]()
+            finally:
+                diffusion_head.UNROLL = unroll
+
+        methods[ONE_STEP] = one_step_per_call
     if args.official_repo:
         official = official_model(args.official_repo, args.model, args.diffusion_steps, device)
         official.load_state_dict(model.state_dict(), strict=True)
@@ -115,6 +132,8 @@ def main() -> None:
         steady = statistics.median(rows[COMPILED])
         startup = warmup[COMPILED] - steady
         compiled = {"relative_max_abs_error_vs_eager": relative_error(COMPILED, "ours (official RNG)"),
+                    "unroll": diffusion_head.UNROLL,
+                    "speedup_vs_one_step_per_call": statistics.median(rows[ONE_STEP]) / steady,
                     "startup_s": startup, "startup_share_of_50k_run": startup / (startup + 50_000 / args.batch * steady)}
 
     baseline = statistics.median(rows.get("official sample_tokens", rows["ours (official RNG)"]))
@@ -142,7 +161,8 @@ def main() -> None:
             f"Compiled (`mode=compile`) vs eager, same RNG: relative max-abs difference "
             f"{compiled['relative_max_abs_error_vs_eager']:.1e}; compilation (first call minus a steady one) "
             f"{compiled['startup_s']:.1f} s, {compiled['startup_share_of_50k_run']:.2%} of a 50k-image run at this "
-            "batch size.  "]), "",
+            f"batch size. {compiled['unroll']} head steps per compiled call vs one: "
+            f"{compiled['speedup_vs_one_step_per_call']:.2f}x.  "]), "",
         f"Largest run-to-run spread of any row, (max - min) / median: {spread:.0%}; speed differences smaller "
         "than that are not resolved by this run.", "",
         "| method | median s / batch | min | max | speed vs official |", "|---|---|---|---|---|",

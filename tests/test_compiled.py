@@ -89,13 +89,13 @@ def test_changed_weights_are_compiled_again_not_served_stale():
         width = net.input_proj.out_features
         t_emb, c_emb = torch.randn(1, width, generator=g), torch.randn(3, width, generator=g)
         coef = torch.rand(7, generator=g)
-        args = (x, t_emb, c_emb, coef, noise, None)
-        first = passes(model, "compile").step(*args)
+        args, one_step = (x, t_emb, c_emb, coef, noise, None), (x, (t_emb,), c_emb, (coef,), (noise,), None)
+        first = passes(model, "compile").step(*one_step)
         assert_equal_to_tolerance(first, head_step(net, *args))
         net.final_layer.linear.weight.mul_(3.0)
         eager = head_step(net, *args)
         assert not torch.allclose(eager, first, atol=1e-4)
-        assert_equal_to_tolerance(passes(model, "compile").step(*args), eager)
+        assert_equal_to_tolerance(passes(model, "compile").step(*one_step), eager)
 
 
 def test_compiled_equals_eager_on_lightgen():

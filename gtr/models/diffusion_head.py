@@ -158,6 +158,20 @@ def head_step(net: SimpleMLPAdaLN, x: torch.Tensor, t_emb: torch.Tensor, c_emb: 
     return denoise_update(out, x, coef, noise)
 
 
+def head_steps(net: SimpleMLPAdaLN, x: torch.Tensor, t_embs: tuple[torch.Tensor, ...], c_emb: torch.Tensor,
+               coefs: tuple[torch.Tensor, ...], noises: tuple[torch.Tensor, ...],
+               cfg_scale: torch.Tensor | None) -> torch.Tensor:
+    """Consecutive :func:`head_step` calls, one per entry of ``t_embs``/``coefs``/``noises``: compiled, several
+    steps are one graph, so the per-call cost (guards, wrapper) is paid once for all of them."""
+    for t_emb, coef, noise in zip(t_embs, coefs, noises):
+        x = head_step(net, x, t_emb, c_emb, coef, noise, cfg_scale)
+    return x
+
+
+# Diffusion steps per compiled call (a remainder runs one step per call: two graph sizes, whatever the step count).
+UNROLL = 4
+
+
 class DiffusionHead(nn.Module):
     """p(x | z) for one token given its condition z: :meth:`loss` trains it, :meth:`sample` draws from it (the
     official ``DiffLoss``)."""
@@ -195,8 +209,8 @@ class DiffusionHead(nn.Module):
         so only the conditional half is carried: the official code carries both halves but discards the second.
         ``cond_embed(z)`` is the same at every diffusion step, so it is computed once (numerically identical).
 
-        ``step``: :func:`head_step` or a compiled version of it bound to this head's network (the executor's
-        ``mode=compile``); every step then runs as that one function, with the time embeddings of the whole schedule
+        ``step``: :func:`head_steps` or a compiled version of it bound to this head's network (the executor's
+        ``mode=compile``), called for ``UNROLL`` steps at a time, with the time embeddings of the whole schedule
         computed up front and the noise drawn by ``step_noise`` exactly as in the loop. Equal to float tolerance.
         """
         net = self.net
@@ -228,7 +242,11 @@ class DiffusionHead(nn.Module):
         scale = None if z_uncond is None else torch.tensor(float(cfg_scale), device=device)
         # Rows copied out, not views: a compiled step would otherwise specialise on their storage offsets.
         t_rows, coef_rows = [r.clone() for r in t_emb.split(1)], [r.clone() for r in coef]
-        x = x_T
-        for k, i in enumerate(reversed(range(sched.num_steps))):
-            x = step(x, t_rows[i], c_emb, coef_rows[i], step_noise(k), scale)
+        countdown, x, k = list(reversed(range(sched.num_steps))), x_T, 0
+        while k < len(countdown):
+            size = UNROLL if len(countdown) - k >= UNROLL else 1
+            rows = countdown[k:k + size]
+            noises = tuple(step_noise(k + j) for j in range(size))  # drawn in the loop's order, as eager mode does
+            x = step(x, tuple(t_rows[i] for i in rows), c_emb, tuple(coef_rows[i] for i in rows), noises, scale)
+            k += size
         return x
