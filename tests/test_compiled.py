@@ -115,3 +115,27 @@ def test_bad_mode_is_one_line_before_any_work(mar_tiny, monkeypatch):
     monkeypatch.setattr("gtr.sampling.compiled.shutil.which", lambda name: None)
     with pytest.raises(GtRError, match="needs a C\\+\\+ compiler"):
         check_mode("compile", "cpu")
+
+
+def test_many_models_in_one_process_stay_compiled():
+    """Each model instance adds its own compiled versions of the same function (its weights are constants): past
+    Dynamo's default limit of 8 the later models would silently run uncompiled (a benchmark of MAR-B/L/H in one
+    process would time eager code as compiled)."""
+    from torch._dynamo.utils import counters
+
+    from gtr.sampling.compiled import _compile
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.linear(x).relu()
+
+    before = counters["stats"]["unique_graphs"]
+    with torch.no_grad():
+        for _ in range(10):
+            model, x = Tiny(), torch.ones(3, 4)
+            assert torch.allclose(_compile(model.forward, torch.device("cpu"))(x), model(x))
+    assert counters["stats"]["unique_graphs"] - before == 10

@@ -26,6 +26,7 @@ from gtr.errors import GtRError
 from gtr.models.diffusion_head import head_steps
 
 MODES = ("eager", "compile")
+RECOMPILE_LIMIT = 64  # compiled versions per function (Dynamo's default is 8)
 
 
 @dataclass
@@ -62,13 +63,15 @@ def _compile(fn: Callable, device: torch.device) -> Callable:
     not Python: a head step on the small models is ~7 % faster, measured side by side). Inductor reads these options
     from its config when a graph is compiled (here at the first call and at any recompilation), and
     ``torch.compile(options=...)`` does not reach that read, so they are patched around each call rather than set
-    for the whole process."""
+    for the whole process. So is Dynamo's limit on compiled versions of one function: every model instance adds its
+    own (its weights are constants), and past the default 8 (about three models in one process, as
+    ``bench_latency.py --models mar_b mar_l mar_h`` has) Dynamo would silently run the function uncompiled."""
     compiled = torch.compile(fn, dynamic=True)
     options = {"freezing": True, "cpp_wrapper": device.type == "cpu"}
 
     @functools.wraps(fn)
     def run(*args):
-        with torch._inductor.config.patch(options):
+        with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT), torch._inductor.config.patch(options):
             return compiled(*args)
     return run
 
