@@ -185,7 +185,7 @@ def render_batches(model, sampler: Schedule, tokenizer: LatentTokenizer, batches
     conditions (``condition_of(ids)``: class labels, text features, or None: unconditional) sampled with each image's
     own stream, decoded
     under the run's precision (the official evaluation decodes under autocast too), through ``cache``, in executor
-    ``mode`` (eager | compile)."""
+    ``mode`` (eager | compile | cudagraphs)."""
     device = next(model.parameters()).device
     for ids in batches:
         condition = condition_of(ids)

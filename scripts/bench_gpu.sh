@@ -9,6 +9,7 @@
 #    compile
 #    (s/img, achieved TFLOP/s and share of the dense bf16 peak, peak memory, compile startup)
 # 3. LightGen, Table 2's latency rows (fp16), eager beside compile
+# 4. on a GPU: tests/test_cuda.py, then MAR-B/L/H at batch 64 with mode=cudagraphs beside compile (results/cudagraphs/)
 set -euo pipefail
 official=${1:?usage: bash scripts/bench_gpu.sh /path/to/LTH14-mar-checkout}
 cd "$(dirname "$0")/.."
@@ -29,4 +30,12 @@ python scripts/bench_latency.py --models "$big" --batch "$b256" --precision "$ha
 python scripts/bench_latency.py --models "$lightgen" --batch "$b4" --precision "$t2i_half" --repeats "$repeats" \
   --device "$device" --samplers lightgen_32 lightgen_16 lazymar_lightgen_16 gtr_lightgen lightgen_12 \
   lazymar_lightgen_12 gtr_lightgen_12 --modes eager compile --out-dir "$out"
+# 4. mode=cudagraphs (compile + CUDA-graph replay; GPU only, never measured before): last, and a failure here keeps
+#    everything above
+if [ "$device" = cuda ]; then
+  python -m pytest -q tests/test_cuda.py || echo "tests/test_cuda.py failed: see above"
+  python scripts/bench_latency.py --models $mars --batch "$b64" --precision "$half" --repeats "$repeats" \
+    --device cuda --samplers mar gtr_16 gtr_8 --modes compile cudagraphs --out-dir "$out/cudagraphs" \
+    || echo "mode=cudagraphs failed: the rows above stand"
+fi
 echo "wrote $out"

@@ -114,7 +114,7 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
                      "speedup_flops": flops_speedup, "measured_over_flops": measured / flops_speedup,
                      "achieved_tflops_per_s": achieved,
                      "share_of_bf16_peak": None if peak_tflops is None else achieved / peak_tflops,
-                     "startup_s": warmup[label[run]] - stats["median_s"] if mode == "compile" else None,
+                     "startup_s": warmup[label[run]] - stats["median_s"] if mode != "eager" else None,
                      "peak_memory_gib": peak.get(run)})
     tag = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device).replace(" ", "_").lower()
     command = " ".join(["python", Path(__file__).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]])

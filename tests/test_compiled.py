@@ -115,6 +115,8 @@ def test_bad_mode_is_one_line_before_any_work(mar_tiny, monkeypatch):
     monkeypatch.setattr("gtr.sampling.compiled.shutil.which", lambda name: None)
     with pytest.raises(GtRError, match="needs a C\\+\\+ compiler"):
         check_mode("compile", "cpu")
+    with pytest.raises(GtRError, match="mode=cudagraphs captures CUDA graphs, so it needs a CUDA GPU"):
+        check_mode("cudagraphs", "cpu")
 
 
 def test_many_models_in_one_process_stay_compiled():

@@ -41,10 +41,12 @@ def test_cuda_matches_cpu(setup):
 
 @pytest.mark.parametrize("precision,tolerance", [("fp32", 1e-4), ("bf16", 5e-2)])
 def test_cuda_compiled_equals_eager(setup, precision, tolerance):
-    """mode=compile (Triton kernels) against eager on the GPU, GtR with FTS and LazyMAR's caches."""
+    """mode=compile (Triton kernels) and mode=cudagraphs (the same, replayed as CUDA graphs) against eager on the
+    GPU, GtR with FTS and LazyMAR's caches."""
     _, sampler, model = setup
     labels = torch.arange(16) % 10
     for cache in (None, gtr.build_cache("lazymar")):
         eager = gtr.sample(model, sampler, labels, seed=0, precision=precision, cache=cache)
-        compiled = gtr.sample(model, sampler, labels, seed=0, precision=precision, cache=cache, mode="compile")
-        assert (compiled - eager).abs().max().item() <= tolerance * max(1.0, eager.abs().max().item())
+        for mode in ("compile", "cudagraphs"):
+            compiled = gtr.sample(model, sampler, labels, seed=0, precision=precision, cache=cache, mode=mode)
+            assert (compiled - eager).abs().max().item() <= tolerance * max(1.0, eager.abs().max().item()), mode

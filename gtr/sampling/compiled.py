@@ -5,6 +5,8 @@ Inductor's *freezing*: the weights become constants of the compiled code, so on 
 prepacked oneDNN matrix product and the small elementwise kernels of the head's loop are fused. Four consecutive head
 steps are one graph (:func:`gtr.models.diffusion_head.head_steps`), so the per-call costs (guards, wrapper) are paid
 once per four steps, and on a CPU the code that calls the kernels is C++ (Inductor's ``cpp_wrapper``).
+``cudagraphs`` (CUDA only) is ``compile`` with every compiled graph also captured as a CUDA graph per shape and
+replayed, which removes the kernel launches of the head's loop (not yet measured: no GPU has been lent since).
 
 Compiled once per model, with dynamic shapes, and reused for every AR step, token group and batch: GtR's and FTS's
 varying token counts and diffusion-step counts do not recompile. The noise is drawn exactly as in eager mode and
@@ -25,7 +27,7 @@ import torch
 from gtr.errors import GtRError
 from gtr.models.diffusion_head import head_steps
 
-MODES = ("eager", "compile")
+MODES = ("eager", "compile", "cudagraphs")
 RECOMPILE_LIMIT = 64  # compiled versions per function (Dynamo's default is 8)
 
 
@@ -41,16 +43,19 @@ def check_mode(mode: str, device: torch.device | str = "cpu") -> None:
     """One-line errors for a mode that cannot run here, before any work."""
     if mode not in MODES:
         raise GtRError(f"unknown executor mode {mode!r}: choose one of {', '.join(MODES)}")
-    if mode != "compile":
+    if mode == "eager":
         return
     device = torch.device(device)
+    if mode == "cudagraphs" and device.type != "cuda":
+        raise GtRError(f"mode=cudagraphs captures CUDA graphs, so it needs a CUDA GPU (this run is on {device.type}): "
+                       "use mode=compile")
     if device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
         raise GtRError("mode=compile on a CPU needs a C++ compiler (torch.compile builds C++ kernels): install g++ "
                        "or clang, or use mode=eager")
     if device.type == "cuda":
         from torch.utils._triton import has_triton
         if not has_triton():
-            raise GtRError("mode=compile on a GPU needs Triton (pip install triton), or use mode=eager")
+            raise GtRError(f"mode={mode} on a GPU needs Triton (pip install triton), or use mode=eager")
 
 
 def _weights_key(model: torch.nn.Module) -> tuple:
@@ -58,21 +63,29 @@ def _weights_key(model: torch.nn.Module) -> tuple:
     return tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))
 
 
-def _compile(fn: Callable, device: torch.device) -> Callable:
+def _compile(fn: Callable, device: torch.device, graphs: bool = False) -> Callable:
     """``fn`` compiled with freezing and, on a CPU, Inductor's C++ wrapper (the code that calls the kernels is C++,
     not Python: a head step on the small models is ~7 % faster, measured side by side). Inductor reads these options
     from its config when a graph is compiled (here at the first call and at any recompilation), and
     ``torch.compile(options=...)`` does not reach that read, so they are patched around each call rather than set
     for the whole process. So is Dynamo's limit on compiled versions of one function: every model instance adds its
     own (its weights are constants), and past the default 8 (about three models in one process, as
-    ``bench_latency.py --models mar_b mar_l mar_h`` has) Dynamo would silently run the function uncompiled."""
+    ``bench_latency.py --models mar_b mar_l mar_h`` has) Dynamo would silently run the function uncompiled.
+
+    ``graphs`` (``mode=cudagraphs``): Inductor also captures each compiled graph as a CUDA graph per input shape and
+    replays it (``triton.cudagraphs``, PyTorch's CUDA-graph trees). A replay overwrites the previous replay's
+    outputs, so each call marks a new step and its output is copied out at once: no graph-owned tensor outlives the
+    next replay."""
     compiled = torch.compile(fn, dynamic=True)
-    options = {"freezing": True, "cpp_wrapper": device.type == "cpu"}
+    options = {"freezing": True, "cpp_wrapper": device.type == "cpu", "triton.cudagraphs": graphs}
 
     @functools.wraps(fn)
     def run(*args):
         with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT), torch._inductor.config.patch(options):
-            return compiled(*args)
+            if not graphs:
+                return compiled(*args)
+            torch.compiler.cudagraph_mark_step_begin()
+            return compiled(*args).clone()
     return run
 
 
@@ -82,19 +95,21 @@ def passes(model: torch.nn.Module, mode: str = "eager") -> Passes:
         return Passes(model)
     device = next(model.parameters()).device
     check_mode(mode, device)
-    kept = model.__dict__.get("_gtr_compiled")  # a plain attribute: not a submodule, not in the state dict
-    key = _weights_key(model)
+    modes = model.__dict__.setdefault("_gtr_compiled", {})  # a plain attribute: not a submodule, not in the state dict
+    kept, key = modes.get(mode), _weights_key(model)
     if kept is not None and kept[0] != key:
         torch._dynamo.reset()  # the frozen constants are stale: drop every compiled graph that holds them
+        modes.clear()
         kept = None
     if kept is None:
-        known = _compile(model.forward_known, device)
+        graphs = mode == "cudagraphs"
+        known = _compile(model.forward_known, device, graphs)
 
         def forward(tokens: torch.Tensor, known_mask: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
             return known(tokens, model.known_positions(known_mask), cond)
 
-        kept = key, Passes(forward, _compile(functools.partial(head_steps, model.diffloss.net), device))
-        model.__dict__["_gtr_compiled"] = kept
+        kept = key, Passes(forward, _compile(functools.partial(head_steps, model.diffloss.net), device, graphs))
+        modes[mode] = kept
     return kept[1]
 
 

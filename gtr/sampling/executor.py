@@ -41,7 +41,7 @@ def run_schedule(model: torch.nn.Module, schedule: Schedule, conditions, rng: Ra
                  mode: str = "eager") -> torch.Tensor:
     """Sample tokens [B, N, C] for ``conditions`` (class labels for MAR; None: unconditional, every image on the
     model's null condition, as the official ``sample_tokens(labels=None)``) following ``schedule``, evaluating the
-    model through ``cache`` (None: no cache) with eager or compiled passes (``mode``: eager | compile,
+    model through ``cache`` (None: no cache) with eager or compiled passes (``mode``: eager | compile | cudagraphs,
     :mod:`gtr.sampling.compiled`)."""
     device = next(model.parameters()).device
     b, (h, w), dim = rng.batch_size, (model.seq_h, model.seq_w), model.token_dim
