@@ -146,9 +146,10 @@ def guided(cond_out: torch.Tensor, uncond_eps: torch.Tensor, cfg_scale: float) -
 
 def head_step(net: SimpleMLPAdaLN, x: torch.Tensor, t_emb: torch.Tensor, c_emb: torch.Tensor, coef: torch.Tensor,
               noise: torch.Tensor, cfg_scale: torch.Tensor | None) -> torch.Tensor:
-    """One whole denoising step as a pure function of tensors (what the executor's ``mode=compile`` compiles):
-    the network on x [M, C] (doubled when ``cfg_scale`` is given; c_emb then [2M, W]), guidance and the ancestral
-    update with ``coef`` a row of :func:`~gtr.models.diffusion.step_coefficients`. ``t_emb`` [1, W]."""
+    """One whole denoising step as a pure function of tensors (the executor's ``mode=compile`` compiles
+    :func:`head_steps`, ``UNROLL`` of them in a row): the network on x [M, C] (doubled when ``cfg_scale`` is given;
+    c_emb then [2M, W]), guidance and the ancestral update with ``coef`` a row of
+    :func:`~gtr.models.diffusion.step_coefficients`. ``t_emb`` [1, W]."""
     y = t_emb + c_emb
     if cfg_scale is None:
         out = net.denoise(x, y).float()

@@ -1,4 +1,4 @@
-"""The executor's two modes: ``eager`` calls the model as it is; ``compile`` runs the transformer pass
+"""The executor's modes: ``eager`` calls the model as it is; ``compile`` runs the transformer pass
 (``forward_known``: one graph, the known positions found outside it) and the diffusion-head steps (network, guidance
 and ancestral update as one function, :func:`gtr.models.diffusion_head.head_step`) through ``torch.compile`` with
 Inductor's *freezing*: the weights become constants of the compiled code, so on a CPU every linear layer runs as a
