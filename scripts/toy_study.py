@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--retime", action="store_true",
                         help="time every measured row again on this CPU, side by side in one pass (--cpu-timing "
                              "images each; run it on a quiet machine): the CPU speed-ups of the report")
+    parser.add_argument("--timing-passes", type=int, default=3,
+                        help="rounds of --retime over all rows, interleaved; each row's time is its median (3)")
     args = parser.parse_args()
     bed = TESTBEDS[args.testbed]
     defaults = ({"samples": 40, "seeds": [0, 1], "figure3_images": 10, "rows": list(bed.quick_rows), "cpu_timing": 0}
@@ -50,14 +52,15 @@ def main() -> None:
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    if args.samples < 2 or args.batch_size < 1:
-        parser.error("--samples must be at least 2 and --batch-size at least 1")
+    if args.samples < 2 or args.batch_size < 1 or args.timing_passes < 1:
+        parser.error("--samples must be at least 2, --batch-size and --timing-passes at least 1")
     command = " ".join(["python scripts/toy_study.py", *([f"--testbed {bed.name}"] if bed.name != "fmnist" else []),
                         *([f"--device {args.device}"] if args.device != "cpu" else [])])
     try:
         run(bed, keys=args.rows, samples=args.samples, seeds=args.seeds, batch_size=args.batch_size,
             figure3_images=args.figure3_images, device=args.device, cpu_timing=args.cpu_timing, retime=args.retime,
-            data_root=args.data_root, out=args.out or REPO / "results" / bed.stem, command=command)
+            timing_passes=args.timing_passes, data_root=args.data_root, out=args.out or REPO / "results" / bed.stem,
+            command=command)
     except GtRError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

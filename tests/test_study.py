@@ -123,3 +123,49 @@ def test_stored_rows_follow_what_they_run_not_their_key():
     assert set(state["rows"]) == {"mar", "mar_cfg4"} and list(state["retired"]) == ["gone"]
     study.adopt_measured(bed, state)  # idempotent; retired rows stay retired
     assert set(state["rows"]) == {"mar", "mar_cfg4"} and list(state["retired"]) == ["gone"]
+
+
+def test_retime_takes_the_median_of_interleaved_rounds_and_resumes_after_a_stop(tmp_path, monkeypatch):
+    """--retime times every row in rounds (every other round reversed), keeps each round, reports the median, and
+    a retime stopped half-way times only the rounds it had not finished."""
+    import json
+
+    import gtr
+    from gtr.eval import study
+    bed = TESTBEDS["fmnist"]
+    keys = ["mar_16", "gtr_10"]
+    rows = {r.key: r for r in bed.rows}
+    order = []
+    real_sample = gtr.sample
+
+    def counting_sample(model, sampler, labels, **kwargs):
+        if len(labels) == 3:  # the timed batch, not the 2-image warm-up
+            order.append(id(sampler))
+        return real_sample(model, sampler, labels[:1], **kwargs)
+
+    monkeypatch.setattr(gtr, "sample", counting_sample)
+    state = {"settings": {"samples": 20, "seeds": [0], "device": "cpu"}, "rows": {}}
+    for key in keys:
+        state["rows"][key] = {"sampler": study.sampling_options(bed, rows[key])[0], "per_seed": [], "gflops": 1.0,
+                              "s_per_image": 0.1}
+    path = tmp_path / "toy.json"
+    study.time_on_cpu(bed, state, keys, 3, path, passes=3)
+    assert len(set(order[:2])) == 2 and order[2:4] == order[1::-1] and order[4:] == order[:2]  # fwd, reversed, fwd
+    for key in keys:
+        passes = state["rows"][key]["cpu_s_per_image_passes"]
+        assert len(passes) == 3 and state["rows"][key]["cpu_s_per_image"] == sorted(passes)[1]
+    assert json.loads(path.read_text())["cpu_timing"]["passes"] == 3
+
+    # a stop after one and a half rounds: the next run times the 3 missing (row, round) pairs only
+    for key, kept in zip(keys, (2, 1)):
+        state["rows"][key].pop("cpu_s_per_image")
+        del state["rows"][key]["cpu_s_per_image_passes"][kept:]
+    order.clear()
+    study.time_on_cpu(bed, state, keys, 3, path, passes=3)
+    assert len(order) == 3 and all(len(state["rows"][k]["cpu_s_per_image_passes"]) == 3 for k in keys)
+    # other settings start the rounds over
+    for key in keys:
+        state["rows"][key].pop("cpu_s_per_image")
+    order.clear()
+    study.time_on_cpu(bed, state, keys, 3, path, passes=1)
+    assert len(order) == 2 and all(len(state["rows"][k]["cpu_s_per_image_passes"]) == 1 for k in keys)

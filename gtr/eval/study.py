@@ -451,9 +451,14 @@ def adopt_measured(bed: Testbed, state: dict) -> None:
         state.pop("retired", None)
 
 
-def time_on_cpu(bed: Testbed, state: dict, keys: Sequence[str], images: int, json_path: Path) -> None:
-    """Sampling time per image on this machine's CPU for the rows that lack it: one batch of ``images`` images
-    after a small warm-up, so a study measured on a GPU still reports CPU speed-ups measured side by side."""
+def time_on_cpu(bed: Testbed, state: dict, keys: Sequence[str], images: int, json_path: Path,
+                passes: int = 1) -> None:
+    """Sampling time per image on this machine's CPU for the rows that lack it: ``passes`` rounds over the rows,
+    each timing one batch of ``images`` images per row after a small warm-up, every other round in reverse order,
+    so the rows are timed side by side and a slow spell of a shared machine lands on all of them. A row's time is
+    its median over the rounds (the rounds are kept: ``cpu_s_per_image_passes``). Finished rounds survive a stop."""
+    import statistics
+
     import gtr
     from gtr.eval.latency import device_name
     from gtr.pipeline import compose_config, load_configured_model
@@ -464,25 +469,40 @@ def time_on_cpu(bed: Testbed, state: dict, keys: Sequence[str], images: int, jso
     model = load_configured_model(cfg, torch.device("cpu"))
     labels = torch.arange(images) % 10
     cpu = device_name(torch.device("cpu"))
-    if state.get("cpu_timing", {}).get("device") not in (None, cpu):
-        raise GtRError(f"results were timed on another CPU ({state['cpu_timing']['device']}); remove the "
+    timing = state.get("cpu_timing", {})
+    if timing.get("device") not in (None, cpu):
+        raise GtRError(f"results were timed on another CPU ({timing['device']}); remove the "
                        "cpu_s_per_image fields (or pass --cpu-timing 0) to time them all on this one")
-    state["cpu_timing"] = {"device": cpu, "images": images}
+    if (timing.get("images"), timing.get("passes", 1)) != (images, passes):  # other settings: start the rounds over
+        for key in rows:
+            state["rows"][key].pop("cpu_s_per_image_passes", None)
+    state["cpu_timing"] = {"device": cpu, "images": images, "passes": passes}
+    samplers = {key: built(state["rows"][key], cfg.diffusion.clip_timestep) for key in rows}
+    for round_ in range(passes):
+        for key in rows if round_ % 2 == 0 else rows[::-1]:
+            row = state["rows"][key]
+            if len(row.setdefault("cpu_s_per_image_passes", [])) > round_:
+                continue  # timed before a stop
+            sampler, cache = samplers[key]
+            gtr.sample(model, sampler, labels[:2], seed=0, cache=cache)  # warm-up
+            start = time.perf_counter()
+            gtr.sample(model, sampler, labels, seed=0, cache=cache)
+            row["cpu_s_per_image_passes"].append((time.perf_counter() - start) / images)
+            print(f"{key} (round {round_ + 1}/{passes}): {row['cpu_s_per_image_passes'][-1] * 1e3:.1f} ms per "
+                  "image on the CPU", flush=True)
+            write_json(json_path, state)
     for key in rows:
-        sampler, cache = built(state["rows"][key], cfg.diffusion.clip_timestep)
-        gtr.sample(model, sampler, labels[:2], seed=0, cache=cache)  # warm-up
-        start = time.perf_counter()
-        gtr.sample(model, sampler, labels, seed=0, cache=cache)
-        state["rows"][key]["cpu_s_per_image"] = (time.perf_counter() - start) / images
-        print(f"{key}: {state['rows'][key]['cpu_s_per_image'] * 1e3:.1f} ms per image on the CPU", flush=True)
-        write_json(json_path, state)
+        row = state["rows"][key]
+        row["cpu_s_per_image"] = statistics.median(row["cpu_s_per_image_passes"])
+    write_json(json_path, state)
 
 
 def run(bed: Testbed, *, keys: Sequence[str] | None = None, samples: int = 1000, seeds: Sequence[int] = (0, 1, 2),
         batch_size: int = 500, figure3_images: int = 100, device: str = "cpu", cpu_timing: int = 100,
-        retime: bool = False, data_root=None, out: Path, command: str) -> dict:
+        retime: bool = False, timing_passes: int = 3, data_root=None, out: Path, command: str) -> dict:
     """Measure what is missing (rows, Figure 3, CPU timings of GPU-measured rows), then write the report.
-    ``retime``: drop every CPU timing and time all measured rows again on this CPU in one pass, side by side."""
+    ``retime``: drop every CPU timing and time all measured rows again on this CPU side by side, in
+    ``timing_passes`` interleaved rounds (median per row); a stopped retime resumes from its finished rounds."""
     keys = list(keys or [r.key for r in bed.rows])
     unknown = sorted(set(keys) - {r.key for r in bed.rows})
     if unknown:
@@ -506,10 +526,17 @@ def run(bed: Testbed, *, keys: Sequence[str] | None = None, samples: int = 1000,
         measure_rows(bed, state, missing, dev, samples=samples, seeds=seeds, batch_size=batch_size,
                      figure3_images=figure3_images, data_root=data_root, out=out, command=command)
     if retime:
-        for row in state["rows"].values():
-            row.pop("cpu_s_per_image", None)
-        state.pop("cpu_timing", None)
-        time_on_cpu(bed, state, list(state["rows"]), cpu_timing or 100, json_path)
+        images = cpu_timing or 100
+        resuming = state.get("retiming") == {"images": images, "passes": timing_passes}
+        if not resuming:  # a new retime drops every CPU timing; a stopped one keeps its finished rounds
+            for row in state["rows"].values():
+                row.pop("cpu_s_per_image", None)
+                row.pop("cpu_s_per_image_passes", None)
+            state.pop("cpu_timing", None)
+            state["retiming"] = {"images": images, "passes": timing_passes}
+        time_on_cpu(bed, state, list(state["rows"]), images, json_path, passes=timing_passes)
+        state.pop("retiming")
+        write_json(json_path, state)
     elif cpu_timing and state["settings"].get("device", "cpu") != "cpu":  # a CPU study's own times are CPU times
         time_on_cpu(bed, state, keys, cpu_timing, json_path)
     report(bed, state, out)
@@ -553,7 +580,8 @@ def _header(state: Mapping, bed: Testbed) -> tuple[list[str], bool, str]:
              f"class. Speed: FLOPs ratio to the reference row `{bed.reference_row}` (counted) and sampling-time ratios (the VAE and scoring not "
              f"timed): on {timed_on}, over the quality runs"
              + (f"; on the CPU ({cpu['device']}), {cpu['images']} images per row in one batch after a warm-up"
-                if cpu else "") + "."]
+                + (f", the median of {cpu['passes']} rounds over all rows (interleaved)" if cpu.get("passes", 1) > 1
+                   else "") if cpu else "") + "."]
     for added in state.get("added", []):
         timed = all("cpu_s_per_image" in state["rows"].get(k, {}) for k in added["rows"])
         lines += ["", f"Added later: rows {', '.join(f'`{k}`' for k in added['rows'])}, measured on {added['device']} "
