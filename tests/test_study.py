@@ -76,6 +76,34 @@ def test_testbed16_rows_are_the_paper_configs_and_the_report_has_the_paper_layou
     assert f"| Raster | {21 + raster:.2f} ± 1.00 |" in text  # its row's hand-made FID
     assert "—" not in text.split("## Table 1")[1].split("## Table 3")[0]  # every Table 1 row found
     assert (tmp_path / "toy_study_16x16_speed_quality.png").is_file()
+    assert (tmp_path / "toy_study_16x16_ablations.png").is_file() and "(toy_study_16x16_ablations.png)" in text
+
+
+def test_point_labels_overlap_neither_each_other_nor_the_markers():
+    """A tight cluster of points (as the ablations of one plan make) still gets labels that do not overlap."""
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+
+    from gtr.eval.study import _pyplot, place_labels
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    points = [(1.0, 50.0), (10.0, 40.0)] + [(3.8 + 0.02 * i, 48.0 + 0.3 * (i % 4)) for i in range(10)]
+    ax.plot(*zip(*points), "o")
+    ax.set_xscale("log")
+    ax.margins(0.15)
+    texts = [f"row_{i}_label" for i in range(len(points))]
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    labels = place_labels(ax, points, texts)
+    for label in labels:
+        label.update_positions(renderer)
+    boxes = [Text.get_window_extent(label, renderer) for label in labels]  # the texts, without leader lines
+    inside = ax.get_window_extent(renderer)
+    assert all(inside.contains(b.x0, b.y0) and inside.contains(b.x1, b.y1) for b in boxes)
+    markers = [Bbox.from_bounds(x - 3, y - 3, 6, 6) for x, y in (ax.transData.transform(p) for p in points)]
+    assert not [(i, j) for i in range(len(boxes)) for j in range(i) if boxes[i].overlaps(boxes[j])]
+    assert not [(i, j) for i, b in enumerate(boxes) for j, m in enumerate(markers) if b.overlaps(m)]
+    plt.close(fig)
 
 
 def test_a_stopped_row_resumes_from_its_finished_seeds(tmp_path, monkeypatch):

@@ -52,13 +52,14 @@ class Testbed:
     name: str
     model: str            # model config
     title: str
-    stem: str             # results/<stem>.{json,md}, <stem>_speed_quality.png, <stem>_figure3.png
+    stem: str             # results/<stem>.{json,md}, <stem>_{speed_quality,ablations,figure3}.png
     reference_row: str    # speed-ups are relative to it; Figure 3 completes its samples
     rows: tuple[Row, ...]
     quick_rows: tuple[str, ...]
     claims: tuple[Claim, ...]
     figure3_completion_steps: int
     paper_tables: bool = False  # report the rows in the layout of the paper's Tables 1, 3, 4, 5
+    ablation_base: str = ""     # the GtR row the ablation/order rows vary: they get their own figure against it
 
 
 # The 7x7 study: GtR operating points re-tuned for 49 tokens (stages 12/12/25).
@@ -182,11 +183,11 @@ FMNIST16_CLAIMS = (
 TESTBEDS = {
     "fmnist": Testbed("fmnist", "mar_fmnist", "Toy study: the paper's claims on the Fashion-MNIST MAR (7x7 tokens)",
                       "toy_study", "mar_16", FMNIST_ROWS, ("mar_16", "gtr_10", "gtr_dagger", "halton_8"),
-                      FMNIST_CLAIMS, figure3_completion_steps=8),
+                      FMNIST_CLAIMS, figure3_completion_steps=8, ablation_base="gtr_10"),
     "fmnist16": Testbed("fmnist16", "mar_fmnist16",
                         "Does GtR hold? The paper's claims on the 16x16-token Fashion-MNIST MAR", "toy_study_16x16",
                         "mar", FMNIST16_ROWS, ("mar", "mar_8", "gtr_16", "gtr_dagger"), FMNIST16_CLAIMS,
-                        figure3_completion_steps=32, paper_tables=True),
+                        figure3_completion_steps=32, paper_tables=True, ablation_base="gtr_16"),
 }
 
 
@@ -700,6 +701,8 @@ def report(bed: Testbed, state: dict, out: Path) -> str:
         lines += ["", f"![Figure 3 strips]({out.name}_figure3.png)"]
     if rows.get(bed.reference_row):
         lines += ["", f"![speed against quality]({out.name}_speed_quality.png)"]
+        if rows.get(bed.ablation_base) and any(r["group"] in ABLATION_GROUPS for r in rows.values()):
+            lines += ["", f"![the ablations against {bed.ablation_base}]({out.name}_ablations.png)"]
     text = "\n".join(lines) + "\n"
     write_text(out.with_suffix(".md"), text)
     plot(bed, rows, out.with_name(f"{out.name}_speed_quality.png"))
@@ -712,25 +715,49 @@ MARKERS = {"baseline": ("o", "tab:blue"), "gtr": ("*", "tab:red"), "ablation": (
 GROUP_LABELS = {"attempt": "premise attempt 1 (CFG 4.0)"}
 
 
-def place_labels(ax, points: Sequence[tuple[float, float]], texts: Sequence[str], fontsize: float = 6.5) -> list:
-    """Annotate each point with its text at the first of several offsets where the label overlaps no other label
-    and no marker (greedy, in display coordinates); falls back to the least-overlapping offset."""
+def _label_offsets() -> list[tuple[float, float, str, str]]:
+    """Candidate label positions (offset in points, horizontal and vertical alignment): beside the marker first,
+    then rings further out (drawn with a leader line)."""
+    import math
+    near = [(7, 0, "left", "center"), (-7, 0, "right", "center"), (0, 7, "center", "bottom"),
+            (0, -7, "center", "top"), (6, 6, "left", "bottom"), (-6, 6, "right", "bottom"),
+            (6, -6, "left", "top"), (-6, -6, "right", "top")]
+    rings = []
+    for r in (18, 28, 40, 54, 70):
+        for angle in range(0, 360, 30):
+            dx, dy = r * math.cos(math.radians(angle)), r * math.sin(math.radians(angle))
+            rings.append((dx, dy, "left" if dx > 1 else "right" if dx < -1 else "center", "center"))
+    return near + rings
+
+
+def place_labels(ax, points: Sequence[tuple[float, float]], texts: Sequence[str], fontsize: float = 6.5,
+                 obstacles: Sequence = ()) -> list:
+    """Annotate each point with its text at the first candidate position where the label overlaps no other label,
+    no marker, no ``obstacles`` (display-space boxes, e.g. error bars) and stays inside the axes (greedy, in
+    display coordinates); labels away from their point get a leader line. Falls back to the least-overlapping
+    position."""
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
     fig = ax.figure
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    offsets = [(4, 4), (4, -10), (-4, 4), (-4, -10), (8, -3), (-8, -3), (0, 10), (0, -14), (12, 10), (-12, 10),
-               (12, -16), (-12, -16), (20, 0), (-20, 0), (0, 20), (0, -22)]
-    markers = [ax.transData.transform(p) for p in points]
+    inside = ax.get_window_extent(renderer)
+    r = 3 * fig.dpi / 72  # a marker's half size, points -> pixels
+    markers = [Bbox.from_bounds(mx - r, my - r, 2 * r, 2 * r)
+               for mx, my in (ax.transData.transform(p) for p in points)]
+    blocked = markers + list(obstacles)
     placed, annotations = [], []
     for (x, y), text in zip(points, texts):
         best = None
-        for dx, dy in offsets:
-            ha = "left" if dx >= 0 else "right"
-            ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize, ha=ha,
-                              arrowprops=dict(arrowstyle="-", lw=0.4, color="0.5") if abs(dx) + abs(dy) > 12 else None)
-            box = ann.get_window_extent(renderer).expanded(1.05, 1.15)
-            overlap = sum(box.overlaps(b) for b in placed)
-            overlap += sum(box.contains(mx, my) for mx, my in markers)
+        for dx, dy, ha, va in _label_offsets():
+            far = abs(dx) + abs(dy) > 12
+            ann = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                              ha=ha, va=va, arrowprops={"arrowstyle": "-", "lw": 0.4, "color": "0.55",
+                                                        "shrinkA": 1, "shrinkB": 4} if far else None)
+            ann.update_positions(renderer)
+            box = Text.get_window_extent(ann, renderer)  # the text, not its leader line
+            overlap = sum(box.overlaps(b) for b in placed) + sum(box.overlaps(b) for b in blocked)
+            overlap += 0 if (inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1)) else 100
             if best is None or overlap < best[0]:
                 if best is not None:
                     best[1].remove()
@@ -739,39 +766,89 @@ def place_labels(ax, points: Sequence[tuple[float, float]], texts: Sequence[str]
                 ann.remove()
             if overlap == 0:
                 break
-        placed.append(best[2])
+        placed.append(best[2].expanded(1.06, 1.2))  # a little air between labels
         annotations.append(best[1])
     return annotations
 
 
+def _errorbar_boxes(ax, points: Sequence[tuple[float, float]], stds: Sequence[float]) -> list:
+    """Display-space boxes of vertical error bars (what a label should not cover)."""
+    from matplotlib.transforms import Bbox
+    boxes = []
+    for (x, y), std in zip(points, stds):
+        (x0, y0), (_, y1) = ax.transData.transform([(x, y - std), (x, y + std)])
+        boxes.append(Bbox.from_extents(x0 - 3, min(y0, y1) - 2, x0 + 3, max(y0, y1) + 2))
+    return boxes
+
+
+ABLATION_GROUPS = ("ablation", "order")  # rows at one plan (the ablated GtR row's speed): their own figure
+
+
 def plot(bed: Testbed, rows: Mapping, path: Path) -> None:
-    """FID analogue and class accuracy against the FLOPs speed-up, every point labelled by its row."""
+    """FID analogue and class accuracy against the FLOPs speed-up, every point labelled by its row; the ablations
+    (all at one plan) go to ``<stem>_ablations.png`` (:func:`ablation_plot`) when the testbed names their base row."""
     ref = rows.get(bed.reference_row)
     if not ref:
         return
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
+    shown = {k: r for k, r in rows.items() if not (bed.ablation_base and r["group"] in ABLATION_GROUPS)}
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5.6))
+    handles = {}
     for ax, metric, title in ((axes[0], "fid_fmnist", "FID analogue (lower is better)"),
                               (axes[1], "accuracy", "class accuracy (higher is better)")):
-        points, texts, seen = [], [], set()
-        for key, row in rows.items():
+        for row in shown.values():
             mean, std = stat(row["per_seed"], metric)
-            speed = ref["gflops"] / row["gflops"]
             marker, colour = MARKERS.get(row["group"], ("o", "0.3"))
-            ax.errorbar(speed, mean, yerr=std, fmt=marker, color=colour, capsize=3, markersize=6 if marker != "*"
-                        else 10, label=GROUP_LABELS.get(row["group"], row["group"]) if row["group"] not in seen else None)
-            seen.add(row["group"])
-            points.append((speed, mean))
-            texts.append(key)
+            handle = ax.errorbar(ref["gflops"] / row["gflops"], mean, yerr=std, fmt=marker, color=colour, capsize=3,
+                                 markersize=6 if marker != "*" else 10)
+            handles.setdefault(GROUP_LABELS.get(row["group"], row["group"]), handle)
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}x"))
         ax.xaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}x" if v in (2, 3, 5) else ""))
         ax.set_xlabel(f"speed-up in FLOPs vs {bed.reference_row} (log scale)")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7, loc="best", title="group", title_fontsize=7)
-        place_labels(ax, points, texts)
+        ax.margins(x=0.12, y=0.12)  # room for the labels of the outermost points
+    fig.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), fontsize=8,
+               frameon=False)
     fig.suptitle(f"{bed.title} (mean ± std over seeds)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    for ax, metric in ((axes[0], "fid_fmnist"), (axes[1], "accuracy")):  # labels once the layout is final
+        points = [(ref["gflops"] / r["gflops"], stat(r["per_seed"], metric)[0]) for r in shown.values()]
+        stds = [stat(r["per_seed"], metric)[1] for r in shown.values()]
+        place_labels(ax, points, list(shown), obstacles=_errorbar_boxes(ax, points, stds))
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    if bed.ablation_base:
+        ablation_plot(bed, rows, path.with_name(path.name.replace("_speed_quality", "_ablations")))
+
+
+def ablation_plot(bed: Testbed, rows: Mapping, path: Path) -> None:
+    """Tables 3-5 at a glance: each ablation row's FID analogue and accuracy (mean ± std over seeds, one line per
+    row, labelled on the axis) against the band of the GtR row they ablate (its mean ± std)."""
+    base = rows.get(bed.ablation_base)
+    shown = [k for k, r in rows.items() if r["group"] in ABLATION_GROUPS]
+    if base is None or not shown:
+        return
+    plt = _pyplot()
+    keys = [bed.ablation_base, *shown]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 1.3 + 0.32 * len(keys)), sharey=True)
+    for ax, metric, title in ((axes[0], "fid_fmnist", "FID analogue (lower is better)"),
+                              (axes[1], "accuracy", "class accuracy (higher is better)")):
+        mean, std = stat(base["per_seed"], metric)
+        ax.axvspan(mean - std, mean + std, color="tab:red", alpha=0.15, lw=0,
+                   label=f"{bed.ablation_base}: mean ± std")
+        for y, key in enumerate(keys):
+            m, s = stat(rows[key]["per_seed"], metric)
+            marker, colour = MARKERS.get(rows[key]["group"], ("o", "0.3"))
+            ax.errorbar(m, y, xerr=s, fmt=marker, color=colour, capsize=3, markersize=6 if marker != "*" else 10)
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3, axis="x")
+    axes[0].set_yticks(range(len(keys)), [f"{k}  ({rows[k]['group']})" for k in keys], fontsize=8)
+    axes[0].invert_yaxis()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", fontsize=8, frameon=False)
+    fig.suptitle(f"Ablations at {bed.ablation_base}'s plan (Tables 3-5): an error bar touching the band = equal "
+                 "within error", fontsize=10)
+    fig.tight_layout(rect=(0, 0.35 / (1.3 + 0.32 * len(keys)), 1, 1))
     fig.savefig(path, dpi=130)
     plt.close(fig)
