@@ -40,8 +40,8 @@ def main() -> None:
     parser.add_argument("--cpu-timing", type=int, default=None,
                         help="images per row timed on this CPU, for rows measured on a GPU (100; --quick: 0)")
     parser.add_argument("--retime", action="store_true",
-                        help="time every measured row again on this CPU, side by side in one pass (--cpu-timing "
-                             "images each; run it on a quiet machine): the CPU speed-ups of the report")
+                        help="time every measured row again on this CPU, side by side in interleaved rounds "
+                             "(--cpu-timing images each; run it on a quiet machine): the CPU speed-ups of the report")
     parser.add_argument("--timing-passes", type=int, default=3,
                         help="rounds of --retime over all rows, interleaved; each row's time is its median (3)")
     args = parser.parse_args()

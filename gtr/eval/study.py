@@ -700,12 +700,12 @@ def report(bed: Testbed, state: dict, out: Path) -> str:
                          f"{v['feature_std_mean']:.4f} ± {v['feature_std_sem']:.4f} |")
         lines += ["", f"![Figure 3 strips]({out.name}_figure3.png)"]
     if rows.get(bed.reference_row):
+        plot(bed, rows, out.with_name(f"{out.name}_speed_quality.png"))
         lines += ["", f"![speed against quality]({out.name}_speed_quality.png)"]
-        if rows.get(bed.ablation_base) and any(r["group"] in ABLATION_GROUPS for r in rows.values()):
+        if ablation_plot(bed, rows, out.with_name(f"{out.name}_ablations.png")):
             lines += ["", f"![the ablations against {bed.ablation_base}]({out.name}_ablations.png)"]
     text = "\n".join(lines) + "\n"
     write_text(out.with_suffix(".md"), text)
-    plot(bed, rows, out.with_name(f"{out.name}_speed_quality.png"))
     return text
 
 
@@ -713,6 +713,12 @@ MARKERS = {"baseline": ("o", "tab:blue"), "gtr": ("*", "tab:red"), "ablation": (
            "baselines": ("D", "tab:green"), "order": ("^", "tab:purple"), "cached": ("P", "tab:brown"),
            "attempt": ("x", "0.45")}
 GROUP_LABELS = {"attempt": "premise attempt 1 (CFG 4.0)"}
+
+
+def _marker(group: str) -> dict:
+    """errorbar() style of a row's group."""
+    marker, colour = MARKERS.get(group, ("o", "0.3"))
+    return {"fmt": marker, "color": colour, "capsize": 3, "markersize": 10 if marker == "*" else 6}
 
 
 def _label_offsets() -> list[tuple[float, float, str, str]]:
@@ -786,22 +792,24 @@ ABLATION_GROUPS = ("ablation", "order")  # rows at one plan (the ablated GtR row
 
 def plot(bed: Testbed, rows: Mapping, path: Path) -> None:
     """FID analogue and class accuracy against the FLOPs speed-up, every point labelled by its row; the ablations
-    (all at one plan) go to ``<stem>_ablations.png`` (:func:`ablation_plot`) when the testbed names their base row."""
+    (all at one plan) are left to :func:`ablation_plot` when the testbed names their base row."""
     ref = rows.get(bed.reference_row)
     if not ref:
         return
     plt = _pyplot()
     shown = {k: r for k, r in rows.items() if not (bed.ablation_base and r["group"] in ABLATION_GROUPS)}
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.6))
-    handles = {}
+    handles, drawn = {}, []
     for ax, metric, title in ((axes[0], "fid_fmnist", "FID analogue (lower is better)"),
                               (axes[1], "accuracy", "class accuracy (higher is better)")):
+        points, stds = [], []
         for row in shown.values():
             mean, std = stat(row["per_seed"], metric)
-            marker, colour = MARKERS.get(row["group"], ("o", "0.3"))
-            handle = ax.errorbar(ref["gflops"] / row["gflops"], mean, yerr=std, fmt=marker, color=colour, capsize=3,
-                                 markersize=6 if marker != "*" else 10)
+            points.append((ref["gflops"] / row["gflops"], mean))
+            stds.append(std)
+            handle = ax.errorbar(*points[-1], yerr=std, **_marker(row["group"]))
             handles.setdefault(GROUP_LABELS.get(row["group"], row["group"]), handle)
+        drawn.append((ax, points, stds))
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}x"))
         ax.xaxis.set_minor_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}x" if v in (2, 3, 5) else ""))
@@ -813,23 +821,20 @@ def plot(bed: Testbed, rows: Mapping, path: Path) -> None:
                frameon=False)
     fig.suptitle(f"{bed.title} (mean ± std over seeds)", fontsize=10)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
-    for ax, metric in ((axes[0], "fid_fmnist"), (axes[1], "accuracy")):  # labels once the layout is final
-        points = [(ref["gflops"] / r["gflops"], stat(r["per_seed"], metric)[0]) for r in shown.values()]
-        stds = [stat(r["per_seed"], metric)[1] for r in shown.values()]
+    for ax, points, stds in drawn:  # labels once the layout is final
         place_labels(ax, points, list(shown), obstacles=_errorbar_boxes(ax, points, stds))
     fig.savefig(path, dpi=130)
     plt.close(fig)
-    if bed.ablation_base:
-        ablation_plot(bed, rows, path.with_name(path.name.replace("_speed_quality", "_ablations")))
 
 
-def ablation_plot(bed: Testbed, rows: Mapping, path: Path) -> None:
+def ablation_plot(bed: Testbed, rows: Mapping, path: Path) -> bool:
     """Tables 3-5 at a glance: each ablation row's FID analogue and accuracy (mean ± std over seeds, one line per
-    row, labelled on the axis) against the band of the GtR row they ablate (its mean ± std)."""
+    row, labelled on the axis) against the band of the GtR row they ablate (its mean ± std). False (nothing drawn)
+    when the testbed names no base row or none of these rows is measured."""
     base = rows.get(bed.ablation_base)
     shown = [k for k, r in rows.items() if r["group"] in ABLATION_GROUPS]
     if base is None or not shown:
-        return
+        return False
     plt = _pyplot()
     keys = [bed.ablation_base, *shown]
     fig, axes = plt.subplots(1, 2, figsize=(11, 1.3 + 0.32 * len(keys)), sharey=True)
@@ -840,8 +845,7 @@ def ablation_plot(bed: Testbed, rows: Mapping, path: Path) -> None:
                    label=f"{bed.ablation_base}: mean ± std")
         for y, key in enumerate(keys):
             m, s = stat(rows[key]["per_seed"], metric)
-            marker, colour = MARKERS.get(rows[key]["group"], ("o", "0.3"))
-            ax.errorbar(m, y, xerr=s, fmt=marker, color=colour, capsize=3, markersize=6 if marker != "*" else 10)
+            ax.errorbar(m, y, xerr=s, **_marker(rows[key]["group"]))
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3, axis="x")
     axes[0].set_yticks(range(len(keys)), [f"{k}  ({rows[k]['group']})" for k in keys], fontsize=8)
@@ -852,3 +856,4 @@ def ablation_plot(bed: Testbed, rows: Mapping, path: Path) -> None:
     fig.tight_layout(rect=(0, 0.35 / (1.3 + 0.32 * len(keys)), 1, 1))
     fig.savefig(path, dpi=130)
     plt.close(fig)
+    return True
