@@ -46,12 +46,12 @@ def generate_images(cfg, runtime: Distributed, records: list[dict]) -> dict:
     out, n = Path(cfg.output_dir), cfg.n_samples
     prompts = hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()
     claim_output(out, run_settings(cfg, prompts=len(records), prompts_sha256=prompts, n_samples=n), runtime.rank)
-    run = Run.configure(cfg, runtime.device).load("text")
+    num_images = len(records) * n
+    run = Run.configure(cfg, runtime.device).load("text", images=num_images, rank=runtime.rank)
     if runtime.rank == 0:
         for index, record in enumerate(records):
             write_metadata(out, index, record)
         (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    num_images = len(records) * n
 
     def path_of(i: int) -> Path:
         return image_path(out, i // n, i % n)
@@ -74,7 +74,7 @@ def generate_images(cfg, runtime: Distributed, records: list[dict]) -> dict:
     if runtime.rank == 0:
         check_complete(num_images, path_of)
     return {"num_images": num_images, "generated_by_rank0": generated, "seconds_rank0": seconds,
-            "world_size": runtime.world}
+            "world_size": runtime.world, "mode": run.mode}
 
 
 def load_scorer(cfg):

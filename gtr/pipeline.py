@@ -23,7 +23,7 @@ from gtr.images import imagenet_class_names, labelled_grid, save_png
 from gtr.models import load_model
 from gtr.sampling import build_cache, build_sampler
 from gtr.sampling.cache import Cache
-from gtr.sampling.compiled import check_mode
+from gtr.sampling.compiled import check_mode, resolve_mode
 from gtr.sampling.executor import RNG_MODES, autocast
 from gtr.sampling.schedule import Schedule, check_plan
 from gtr.tokenizers import LatentTokenizer, build_tokenizer, load_tokenizer, to_uint8
@@ -209,12 +209,13 @@ class Run:
     cache: Cache
     model: Any = None
     tokenizer: LatentTokenizer | None = None
+    mode: str = "eager"  # the executor mode, ``cfg.mode`` with ``auto`` decided by :meth:`load`
 
     @classmethod
     def configure(cls, cfg, device: torch.device) -> "Run":
         sampler, cache = sampler_from_config(cfg.sampler, cfg.diffusion), cache_from_config(cfg.get("cache"))
         autocast(device, cfg.precision)  # validates the precision name
-        check_mode(cfg.mode, device)
+        check_mode(cfg.mode, device, job=True)
         check_count("batch_size", cfg.batch_size)
         rng = cfg.get("rng", "per_image")
         if rng not in RNG_MODES:
@@ -222,9 +223,13 @@ class Run:
         check_seed(cfg.seed, rng)
         return cls(cfg, device, sampler, cache)
 
-    def load(self, condition: str = "class") -> "Run":
-        """The model (taking ``condition``: class or text) and tokenizer, and the sampler's plan checked on the
-        model's token grid."""
+    def load(self, condition: str = "class", *, images: int, rank: int = 0) -> "Run":
+        """The model (taking ``condition``: class or text) and tokenizer, the sampler's plan checked on the model's
+        token grid, and the executor mode of a run of ``images`` images in all (``mode=auto``: compiled where that
+        is proven to pay off, said in one line by rank 0)."""
+        self.mode, why = resolve_mode(self.cfg.mode, self.device, images)
+        if why and rank == 0:
+            print(why, flush=True)
         self.model = load_configured_model(self.cfg, self.device, condition)
         check_plan(self.sampler.plan(self.model.seq_h, self.model.seq_w), self.model.seq_len, self.sampler.name)
         self.tokenizer = load_image_tokenizer(self.cfg.model.tokenizer, self.cfg.weights, self.device)
@@ -241,7 +246,7 @@ class Run:
         rng = self.cfg.get("rng", "per_image")
         return render_batches(self.model, self.sampler, self.tokenizer, batches, condition_of,
                               seed=None if rng == "official" else self.cfg.seed, rng=rng,
-                              precision=self.cfg.precision, cache=self.cache, mode=self.cfg.mode)
+                              precision=self.cfg.precision, cache=self.cache, mode=self.mode)
 
 
 def clear_images(folder: Path) -> None:
@@ -268,9 +273,9 @@ def sample_to_folder(cfg) -> Path:
         raise GtRError("need at least one class (or classes=null for unconditional samples)")
     check_labels(classes)
     check_count("images_per_class", cfg.images_per_class)
-    run.load("class")
     labels = np.repeat(np.asarray(classes, dtype=np.int64), cfg.images_per_class)  # row-major grid, a row per class
     count = cfg.images_per_class if unconditional else len(labels)
+    run.load("class", images=count)
     if not unconditional:  # bad labels fail before any work is done
         run.model.condition(torch.as_tensor(labels, device=run.device))
     claim_output(out, run_settings(cfg, classes=None if unconditional else classes,

@@ -60,7 +60,7 @@ class JobConfig:
     batch_size: int = 1
     device: str = "auto"
     precision: str = "fp32"
-    mode: str = "eager"
+    mode: str = "auto"  # gtr.sampling.compiled.JOB_MODES
     progress: bool = True
     output_dir: str = MISSING
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)

@@ -60,7 +60,7 @@ def sample_t2i(cfg) -> Path:
     check_writable(out / "images")
     check_count("images_per_prompt", cfg.images_per_prompt)
     prompts = read_prompts(cfg)
-    run = Run.configure(cfg, resolve_device(cfg.device)).load("text")
+    run = Run.configure(cfg, resolve_device(cfg.device)).load("text", images=len(prompts) * cfg.images_per_prompt)
     prompts_sha256 = hashlib.sha256("\n".join(prompts).encode()).hexdigest()
     claim_output(out, run_settings(cfg, prompts_sha256=prompts_sha256, images_per_prompt=cfg.images_per_prompt),
                  rank=0)

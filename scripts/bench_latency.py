@@ -15,7 +15,8 @@ or T5 (LightGen's FLOPs include its text aligner). Writes results/latency_<devic
 per model (latency per image = batch time / batch, achieved TFLOP/s and, on a GPU whose peak is known, its share of
 the dense bf16 peak; on CUDA the peak memory of each sampler). The first sampler in the first mode is the reference
 of the speedup columns; with several ``--modes`` the file name ends in ``_modes`` and a compiled row's startup (its
-first call minus a steady one) is reported.
+first call minus a steady one; with Inductor's cache cold or warm, ``_modes_warm`` for warm) is reported, with the
+number of images after which it is repaid ("break-even images": what ``mode=auto``'s threshold is set by).
 """
 from __future__ import annotations
 
@@ -62,8 +63,17 @@ def main() -> None:
     device = torch.device(args.device)
     for mode in args.modes:
         check_mode(mode, device)
+    args.inductor_cache = inductor_cache_state() if set(args.modes) - {"eager"} else None
     for model_name in args.models:
         bench(model_name, args, device)
+
+
+def inductor_cache_state() -> str:
+    """``cold`` when Inductor's on-disk cache (``$TORCHINDUCTOR_CACHE_DIR``) holds nothing yet, so the compile startup
+    measured is what a fresh machine pays, else ``warm`` (a later process on the same machine)."""
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+    folder = Path(cache_dir())
+    return "warm" if folder.is_dir() and any(folder.iterdir()) else "cold"
 
 
 def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> None:
@@ -116,35 +126,57 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
                      "share_of_bf16_peak": None if peak_tflops is None else achieved / peak_tflops,
                      "startup_s": warmup[label[run]] - stats["median_s"] if mode != "eager" else None,
                      "peak_memory_gib": peak.get(run)})
+    add_break_even(rows)
     tag = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device).replace(" ", "_").lower()
     command = " ".join(["python", Path(__file__).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]])
     result = {"command": command, "device": device_name(device), "torch": torch.__version__, "model": model_name,
               "batch": args.batch, "precision": args.precision, "clip_timestep": clip, "modes": args.modes,
-              "bf16_peak_tflops": peak_tflops,
+              "bf16_peak_tflops": peak_tflops, "inductor_cache": args.inductor_cache,
               "repeats": args.repeats, "rows": rows}
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    suffix = "" if args.modes == ["eager"] else "_modes"
+    suffix = "" if args.modes == ["eager"] else "_modes" if args.inductor_cache == "cold" else "_modes_warm"
     out = args.out_dir / f"latency_{tag}_{model_name}_{args.precision}_b{args.batch}{suffix}"
     memory = device.type == "cuda"
     lines = [
         f"# Latency, {model_name}, batch {args.batch}, {args.precision} (measured)", "",
         f"Command: `{command}`  ", f"Device: {result['device']}, torch {torch.__version__}; random weights; "
-        f"median of {args.repeats} repeats interleaved across samplers after one warm-up each; VAE not timed.", "",
+        f"median of {args.repeats} repeats interleaved across samplers after one warm-up each; VAE not timed."
+        + ("" if args.inductor_cache is None else
+           f" Compile startup = first call minus a steady one, Inductor cache {args.inductor_cache} at the start "
+           "(cold: what a fresh machine pays; warm: a later process on the same machine); break-even images = "
+           "that startup over the time saved per image."), "",
         "| sampler | mode | median s / batch | min | max | s / image | TFLOPs / image | achieved TFLOP/s | "
-        "share of bf16 peak | speedup measured | speedup FLOPs | measured / FLOPs | compile startup s |"
-        + (" peak GiB |" if memory else ""), "|---" * 13 + "|" + ("---|" if memory else ""),
+        "share of bf16 peak | speedup measured | speedup FLOPs | measured / FLOPs | compile startup s | "
+        "break-even images |" + (" peak GiB |" if memory else ""), "|---" * 14 + "|" + ("---|" if memory else ""),
     ]
     for r in rows:
         share = "n/a" if r["share_of_bf16_peak"] is None else f"{r['share_of_bf16_peak']:.1%}"
         startup = "—" if r["startup_s"] is None else f"{r['startup_s']:.1f}"
+        even = r.get("break_even_images")
+        even = "—" if r["mode"] == "eager" else "never" if even is None else f"{even:,.0f}"
         lines.append(f"| {r['sampler']} | {r['mode']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} | "
                      f"{r['s_per_image']:.4f} | {r['tflops_per_image']:.2f} | {r['achieved_tflops_per_s']:.2f} | "
                      f"{share} | {r['speedup_measured']:.2f}x | {r['speedup_flops']:.2f}x | "
-                     f"{r['measured_over_flops']:.2f} | {startup} |"
+                     f"{r['measured_over_flops']:.2f} | {startup} | {even} |"
                      + (f" {r['peak_memory_gib']:.1f} |" if memory else ""))
     write_json(out.with_suffix(".json"), result, indent=2)
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
+
+
+def add_break_even(rows: list[dict]) -> None:
+    """``break_even_images`` of each non-eager row that has an eager row of the same sampler: the number of images
+    after which one process's compilation (the startup of the first row in that mode: later samplers reuse its
+    graphs, a process running one sampler pays it alone) is repaid by this sampler's time saved per image; None
+    when the mode saves nothing on it."""
+    eager = {r["sampler"]: r["s_per_image"] for r in rows if r["mode"] == "eager"}
+    first_startup: dict[str, float] = {}
+    for r in rows:
+        if r["mode"] == "eager" or r["sampler"] not in eager:
+            continue
+        startup = first_startup.setdefault(r["mode"], max(r["startup_s"], 0.0))
+        saved = eager[r["sampler"]] - r["s_per_image"]
+        r["break_even_images"] = startup / saved if saved > 0 else None
 
 
 if __name__ == "__main__":

@@ -147,6 +147,7 @@ def test_default_command_samples_the_shipped_model_with_gtr(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     config = (out / "config.yaml").read_text()
     assert "name: mar_fmnist" in config and "name: gtr" in config
+    assert "mode=auto: eager (80 images" in run.stdout  # a demo grid does not wait for a compilation
     pngs = sorted((out / "images").glob("*.png"))
     assert len(pngs) == 80 and np.asarray(Image.open(pngs[0])).shape == (28, 28, 3)
     grid = np.asarray(Image.open(out / "grid.png"))

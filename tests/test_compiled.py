@@ -10,7 +10,8 @@ from gtr.errors import GtRError
 from gtr.models import LightGen, lightgen_config
 from gtr.models.diffusion_head import head_step
 from gtr.pipeline import cache_from_config, compose_config, sampler_from_config
-from gtr.sampling.compiled import check_mode, passes
+from gtr.sampling import compiled
+from gtr.sampling.compiled import check_mode, passes, resolve_mode
 from gtr.sampling.executor import make_rng, run_schedule
 
 # Few diffusion steps keep eager and compiled runs fast; every other option stays as the config says.
@@ -117,6 +118,46 @@ def test_bad_mode_is_one_line_before_any_work(mar_tiny, monkeypatch):
         check_mode("compile", "cpu")
     with pytest.raises(GtRError, match="mode=cudagraphs captures CUDA graphs, so it needs a CUDA GPU"):
         check_mode("cudagraphs", "cpu")
+
+
+def test_python_headers_are_checked_before_compiling(monkeypatch, tmp_path):
+    """Inductor builds its kernels as Python extensions: without Python.h (a system Python without its -dev
+    package) torch.compile fails deep inside its first call."""
+    monkeypatch.setattr("gtr.sampling.compiled.sysconfig.get_paths", lambda: {"include": str(tmp_path)})
+    with pytest.raises(GtRError, match="needs the Python headers .* or use mode=eager"):
+        check_mode("compile", "cpu")
+    assert resolve_mode("auto", "cpu", 10**6) == ("eager", "mode=auto: eager (mode=compile needs the Python headers "
+                                                  "(torch.compile builds its kernels as Python extensions): install "
+                                                  "them (e.g. apt-get install python3-dev))")
+
+
+def test_auto_mode_compiles_only_where_it_is_measured_to_pay_off(monkeypatch):
+    least = compiled.AUTO_COMPILE_MIN_IMAGES["cpu"]
+    assert resolve_mode("eager", "cpu", 10**6) == ("eager", None)  # an explicit mode is kept, and not announced
+    assert resolve_mode("compile", "cpu", 1) == ("compile", None)
+    mode, why = resolve_mode("auto", "cpu", least - 1)
+    assert mode == "eager" and f"{least - 1:,} images: compiling pays off from {least:,}" in why
+    mode, why = resolve_mode("auto", "cpu", least)
+    assert mode == "compile" and why.startswith("mode=auto: compile") and "mode=eager turns it off" in why
+    mode, why = resolve_mode("auto", "cuda", 10**6)  # not measured on a GPU yet: eager, whatever the count
+    assert mode == "eager" and "not yet measured on cuda" in why
+    monkeypatch.setattr("gtr.sampling.compiled.shutil.which", lambda name: None)
+    mode, why = resolve_mode("auto", "cpu", least)  # cannot compile here: eager, and says why
+    assert mode == "eager" and "needs a C++ compiler" in why
+    with pytest.raises(GtRError, match="mode=auto is a job option"):
+        check_mode("auto", "cpu")  # gtr.sample has no run to count
+    check_mode("auto", "cpu", job=True)
+
+
+def test_a_job_decides_auto_by_its_whole_run_and_says_so_on_rank_0(monkeypatch, capsys):
+    from gtr.pipeline import Run
+    monkeypatch.setitem(compiled.AUTO_COMPILE_MIN_IMAGES, "cpu", 100)
+    cfg = compose_config("model=mar_tiny", "sampler=mar")
+    assert cfg.mode == "auto"  # the jobs' default
+    run = Run.configure(cfg, torch.device("cpu")).load("class", images=100, rank=1)
+    assert run.mode == "compile" and capsys.readouterr().out == ""  # ranks > 0 decide alike, silently
+    run = Run.configure(cfg, torch.device("cpu")).load("class", images=99)
+    assert run.mode == "eager" and "mode=auto: eager (99 images" in capsys.readouterr().out
 
 
 def test_many_models_in_one_process_stay_compiled():

@@ -38,6 +38,7 @@ def test_one_process_writes_images_npz_and_results(reference):
         assert data["arr_0"].shape == (12, 256, 256, 3) and data["arr_0"].dtype == np.uint8
     record = json.loads((reference / "results.json").read_text())
     assert record["num_images"] == 12 and record["world_size"] == 1 and record["git_commit"]
+    assert record["mode"] == "eager"  # mode=auto, decided for 12 images on a CPU
 
 
 def test_two_processes_write_the_same_bytes(reference, tmp_path):

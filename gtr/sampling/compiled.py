@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import functools
 import shutil
+import sysconfig
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -28,7 +30,15 @@ from gtr.errors import GtRError
 from gtr.models.diffusion_head import head_steps
 
 MODES = ("eager", "compile", "cudagraphs")
+JOB_MODES = ("auto", *MODES)  # a job's ``mode``: ``auto`` is decided by the run's device and image count
 RECOMPILE_LIMIT = 64  # compiled versions per function (Dynamo's default is 8)
+# mode=auto compiles on these device types for runs of at least this many images, and runs eager elsewhere. Measured at
+# the jobs' batch size of 64 on a 2-core CPU (results/latency_cpu_mar_fmnist*_b64_modes*.md): compile is 1.66-1.83x
+# faster than eager, and one process's compilation (cold Inductor cache) is repaid after 373 to 6,010 images,
+# depending on the model and sampler; 10,000 is past every one, so a demo grid or a test never waits for a
+# compilation and an FID run (50,000) always compiles. CUDA is absent until scripts/bench_gpu.sh has measured compile
+# there (its break-even column is what sets the number).
+AUTO_COMPILE_MIN_IMAGES = {"cpu": 10_000}
 
 
 @dataclass
@@ -39,23 +49,61 @@ class Passes:
     step: Callable[..., torch.Tensor] | None = None
 
 
-def check_mode(mode: str, device: torch.device | str = "cpu") -> None:
-    """One-line errors for a mode that cannot run here, before any work."""
-    if mode not in MODES:
-        raise GtRError(f"unknown executor mode {mode!r}: choose one of {', '.join(MODES)}")
-    if mode == "eager":
+def compile_problem(mode: str, device: torch.device | str) -> str | None:
+    """Why ``mode`` (compile or cudagraphs) cannot run on ``device``, as the start of a one-line error; None if it
+    can. Inductor builds C++ (CPU) or Triton (GPU) kernels as Python extension modules, so both need the Python
+    headers, which a system Python without its -dev package lacks."""
+    device = torch.device(device)
+    if device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
+        return (f"mode={mode} on a CPU needs a C++ compiler (torch.compile builds C++ kernels): install g++ or "
+                "clang")
+    if device.type == "cuda":
+        from torch.utils._triton import has_triton
+        if not has_triton():
+            return f"mode={mode} on a GPU needs Triton (pip install triton)"
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").is_file():
+        return (f"mode={mode} needs the Python headers (torch.compile builds its kernels as Python extensions): "
+                "install them (e.g. apt-get install python3-dev)")
+    return None
+
+
+def check_mode(mode: str, device: torch.device | str = "cpu", job: bool = False) -> None:
+    """One-line errors for a mode that cannot run here, before any work. ``job``: ``auto`` is allowed too (a
+    job decides it once it knows its image count: :func:`resolve_mode`)."""
+    modes = JOB_MODES if job else MODES
+    if mode not in modes:
+        hint = " (mode=auto is a job option: it is decided by the run's image count)" if mode == "auto" else ""
+        raise GtRError(f"unknown executor mode {mode!r}: choose one of {', '.join(modes)}{hint}")
+    if mode in ("eager", "auto"):
         return
     device = torch.device(device)
     if mode == "cudagraphs" and device.type != "cuda":
         raise GtRError(f"mode=cudagraphs captures CUDA graphs, so it needs a CUDA GPU (this run is on {device.type}): "
                        "use mode=compile")
-    if device.type == "cpu" and not any(shutil.which(c) for c in ("c++", "g++", "clang++")):
-        raise GtRError("mode=compile on a CPU needs a C++ compiler (torch.compile builds C++ kernels): install g++ "
-                       "or clang, or use mode=eager")
-    if device.type == "cuda":
-        from torch.utils._triton import has_triton
-        if not has_triton():
-            raise GtRError(f"mode={mode} on a GPU needs Triton (pip install triton), or use mode=eager")
+    problem = compile_problem(mode, device)
+    if problem:
+        raise GtRError(f"{problem}, or use mode=eager")
+
+
+def resolve_mode(mode: str, device: torch.device | str, images: int) -> tuple[str, str | None]:
+    """The executor mode a job of ``images`` images runs in, and for ``mode=auto`` one line saying why (None
+    otherwise): ``compile`` where it is proven to win (:data:`AUTO_COMPILE_MIN_IMAGES`) and can run, else eager.
+    Every rank of a sharded run decides alike (the run's total count, not its share)."""
+    if mode != "auto":
+        return mode, None
+    device = torch.device(device)
+    least = AUTO_COMPILE_MIN_IMAGES.get(device.type)
+    if least is None:
+        return "eager", (f"mode=auto: eager (mode=compile is not yet measured on {device.type}; set mode=compile to "
+                         "use it)")
+    if images < least:
+        return "eager", (f"mode=auto: eager ({images:,} images: compiling pays off from {least:,} on a "
+                         f"{device.type}; set mode=compile to force it)")
+    problem = compile_problem("compile", device)
+    if problem:
+        return "eager", f"mode=auto: eager ({problem})"
+    return "compile", (f"mode=auto: compile ({images:,} images on a {device.type}: torch.compile, the first batch "
+                       "waits for the compilation; same samples to float tolerance; mode=eager turns it off)")
 
 
 def _weights_key(model: torch.nn.Module) -> tuple:
@@ -113,4 +161,5 @@ def passes(model: torch.nn.Module, mode: str = "eager") -> Passes:
     return kept[1]
 
 
-__all__ = ["MODES", "Passes", "check_mode", "passes"]
+__all__ = ["AUTO_COMPILE_MIN_IMAGES", "JOB_MODES", "MODES", "Passes", "check_mode", "compile_problem", "passes",
+           "resolve_mode"]
