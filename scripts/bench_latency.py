@@ -16,7 +16,8 @@ per model (latency per image = batch time / batch, achieved TFLOP/s and, on a GP
 the dense bf16 peak; on CUDA the peak memory of each sampler). The first sampler in the first mode is the reference
 of the speedup columns; with several ``--modes`` the file name ends in ``_modes`` and a compiled row's startup (its
 first call minus a steady one; with Inductor's cache cold or warm, ``_modes_warm`` for warm) is reported, with the
-number of images after which it is repaid ("break-even images": what ``mode=auto``'s threshold is set by).
+number of images after which it is repaid ("break-even images": what ``mode=auto``'s threshold is set by) and the
+seconds per image over a 50,000-image run with that startup spread over it.
 """
 from __future__ import annotations
 
@@ -147,17 +148,19 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
            "that startup over the time saved per image."), "",
         "| sampler | mode | median s / batch | min | max | s / image | TFLOPs / image | achieved TFLOP/s | "
         "share of bf16 peak | speedup measured | speedup FLOPs | measured / FLOPs | compile startup s | "
-        "break-even images |" + (" peak GiB |" if memory else ""), "|---" * 14 + "|" + ("---|" if memory else ""),
+        "break-even images | s / image over 50k |" + (" peak GiB |" if memory else ""),
+        "|---" * 15 + "|" + ("---|" if memory else ""),
     ]
     for r in rows:
         share = "n/a" if r["share_of_bf16_peak"] is None else f"{r['share_of_bf16_peak']:.1%}"
         startup = "—" if r["startup_s"] is None else f"{r['startup_s']:.1f}"
         even = r.get("break_even_images")
         even = "—" if r["mode"] == "eager" else "never" if even is None else f"{even:,.0f}"
+        amortised = "—" if r.get("s_per_image_50k") is None else f"{r['s_per_image_50k']:.4f}"
         lines.append(f"| {r['sampler']} | {r['mode']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} | "
                      f"{r['s_per_image']:.4f} | {r['tflops_per_image']:.2f} | {r['achieved_tflops_per_s']:.2f} | "
                      f"{share} | {r['speedup_measured']:.2f}x | {r['speedup_flops']:.2f}x | "
-                     f"{r['measured_over_flops']:.2f} | {startup} | {even} |"
+                     f"{r['measured_over_flops']:.2f} | {startup} | {even} | {amortised} |"
                      + (f" {r['peak_memory_gib']:.1f} |" if memory else ""))
     write_json(out.with_suffix(".json"), result, indent=2)
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
@@ -165,18 +168,20 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
 
 
 def add_break_even(rows: list[dict]) -> None:
-    """``break_even_images`` of each non-eager row that has an eager row of the same sampler: the number of images
-    after which one process's compilation (the startup of the first row in that mode: later samplers reuse its
-    graphs, a process running one sampler pays it alone) is repaid by this sampler's time saved per image; None
-    when the mode saves nothing on it."""
+    """For each non-eager row, ``s_per_image_50k``: its seconds per image with one process's compilation (the startup
+    of the first row in that mode: later samplers reuse its graphs, a process running one sampler pays it alone)
+    spread over a 50,000-image run; and where an eager row of the same sampler exists, ``break_even_images``: the
+    images after which that compilation is repaid by the time saved per image (None when it saves nothing)."""
     eager = {r["sampler"]: r["s_per_image"] for r in rows if r["mode"] == "eager"}
     first_startup: dict[str, float] = {}
     for r in rows:
-        if r["mode"] == "eager" or r["sampler"] not in eager:
+        if r["mode"] == "eager":
             continue
         startup = first_startup.setdefault(r["mode"], max(r["startup_s"], 0.0))
-        saved = eager[r["sampler"]] - r["s_per_image"]
-        r["break_even_images"] = startup / saved if saved > 0 else None
+        r["s_per_image_50k"] = r["s_per_image"] + startup / 50_000
+        if r["sampler"] in eager:
+            saved = eager[r["sampler"]] - r["s_per_image"]
+            r["break_even_images"] = startup / saved if saved > 0 else None
 
 
 if __name__ == "__main__":

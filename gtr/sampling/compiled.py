@@ -32,13 +32,13 @@ from gtr.models.diffusion_head import head_steps
 MODES = ("eager", "compile", "cudagraphs")
 JOB_MODES = ("auto", *MODES)  # a job's ``mode``: ``auto`` is decided by the run's device and image count
 RECOMPILE_LIMIT = 64  # compiled versions per function (Dynamo's default is 8)
-# mode=auto compiles on these device types for runs of at least this many images, and runs eager elsewhere. Measured at
-# the jobs' batch size of 64 on a 2-core CPU (results/latency_cpu_mar_fmnist*_b64_modes*.md): compile is 1.66-1.83x
-# faster than eager, and one process's compilation (cold Inductor cache) is repaid after 373 to 6,010 images,
-# depending on the model and sampler; 10,000 is past every one, so a demo grid or a test never waits for a
-# compilation and an FID run (50,000) always compiles. CUDA is absent until scripts/bench_gpu.sh has measured compile
-# there (its break-even column is what sets the number).
-AUTO_COMPILE_MIN_IMAGES = {"cpu": 10_000}
+# mode=auto compiles on these device types for runs of at least this many images, and runs eager elsewhere. Measured on
+# a 2-core CPU: the generation job itself (results/job_modes_cpu_mar_fmnist_gtr.md, scripts/bench_job_modes.py)
+# breaks even at ~8,900 images (equal at 10,000: 191 vs 188 s) and compiled runs 1.30x faster at 20,000; the sampler
+# alone at batch 64 (results/latency_cpu_mar_fmnist*_b64_modes*.md) is 1.66-1.83x faster compiled and breaks even at
+# 373 to 6,010 images. So a demo grid, a test or a short study runs eager and an FID run (50,000) compiles. CUDA is
+# absent until scripts/bench_gpu.sh has measured compile there (its break-even column is what sets the number).
+AUTO_COMPILE_MIN_IMAGES = {"cpu": 20_000}
 
 
 @dataclass
