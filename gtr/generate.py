@@ -185,7 +185,7 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
     if cfg.metrics.enabled:
         from gtr.eval.metrics import preflight
         preflight(cfg)
-    run.load("class", images=num_images, rank=runtime.rank)
+    run.load("class", images=num_images, runtime=runtime)
     if runtime.rank == 0:
         (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 
@@ -200,7 +200,8 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
                   "sampler": OmegaConf.to_container(cfg.sampler, resolve=True), **cache_settings(cfg),
                   "seed": cfg.seed, "num_images": num_images, "images_per_class": cfg.images_per_class,
                   "world_size": runtime.world, "device": str(run.device), "precision": cfg.precision,
-                  "mode": run.mode, "generated_by_rank0": generated, "seconds_rank0": seconds, "git_commit": git_commit(),
+                  "batch_size": cfg.batch_size, "mode": run.mode,  # mode: this session's (a resumed run's last)
+                  "generated_by_rank0": generated, "seconds_rank0": seconds, "git_commit": git_commit(),
                   "images": str(images_dir)}
         if cfg.npz:  # streamed from the PNGs, as the scorer is: rank 0's memory does not grow with num_images
             record["npz"] = str(pack_npz([path_of(i) for i in range(num_images)], out / "samples.npz"))

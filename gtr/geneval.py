@@ -47,7 +47,7 @@ def generate_images(cfg, runtime: Distributed, records: list[dict]) -> dict:
     prompts = hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()
     claim_output(out, run_settings(cfg, prompts=len(records), prompts_sha256=prompts, n_samples=n), runtime.rank)
     num_images = len(records) * n
-    run = Run.configure(cfg, runtime.device).load("text", images=num_images, rank=runtime.rank)
+    run = Run.configure(cfg, runtime.device).load("text", images=num_images, runtime=runtime)
     if runtime.rank == 0:
         for index, record in enumerate(records):
             write_metadata(out, index, record)

@@ -23,7 +23,7 @@ from gtr.images import imagenet_class_names, labelled_grid, save_png
 from gtr.models import load_model
 from gtr.sampling import build_cache, build_sampler
 from gtr.sampling.cache import Cache
-from gtr.sampling.compiled import check_mode, resolve_mode
+from gtr.sampling.compiled import JOB_MODES, check_mode, resolve_mode
 from gtr.sampling.executor import RNG_MODES, autocast
 from gtr.sampling.schedule import Schedule, check_plan
 from gtr.tokenizers import LatentTokenizer, build_tokenizer, load_tokenizer, to_uint8
@@ -215,7 +215,7 @@ class Run:
     def configure(cls, cfg, device: torch.device) -> "Run":
         sampler, cache = sampler_from_config(cfg.sampler, cfg.diffusion), cache_from_config(cfg.get("cache"))
         autocast(device, cfg.precision)  # validates the precision name
-        check_mode(cfg.mode, device, job=True)
+        check_mode(cfg.mode, device, JOB_MODES)
         check_count("batch_size", cfg.batch_size)
         rng = cfg.get("rng", "per_image")
         if rng not in RNG_MODES:
@@ -223,12 +223,18 @@ class Run:
         check_seed(cfg.seed, rng)
         return cls(cfg, device, sampler, cache)
 
-    def load(self, condition: str = "class", *, images: int, rank: int = 0) -> "Run":
+    def load(self, condition: str = "class", *, images: int, runtime=None) -> "Run":
         """The model (taking ``condition``: class or text) and tokenizer, the sampler's plan checked on the model's
         token grid, and the executor mode of a run of ``images`` images in all (``mode=auto``: compiled where that
-        is proven to pay off, said in one line by rank 0)."""
-        self.mode, why = resolve_mode(self.cfg.mode, self.device, images)
-        if why and rank == 0:
+        is measured to pay off, said in one line by rank 0). ``runtime`` (a sharded run's
+        :class:`gtr.generate.Distributed`): its ranks agree, so one that cannot compile makes them all run eager."""
+        self.mode, why = resolve_mode(self.cfg.mode, self.device, images, self.cfg.precision)
+        if self.cfg.mode == "auto" and runtime is not None and runtime.world > 1:
+            all_compile = runtime.all_ok(self.mode == "compile")  # a collective: every rank calls it
+            if self.mode == "compile" and not all_compile:
+                self.mode, why = "eager", ("mode=auto: eager (another rank of this run cannot compile, and every rank "
+                                           "runs the same mode so that the images do not depend on the world size)")
+        if why and (runtime is None or runtime.rank == 0):
             print(why, flush=True)
         self.model = load_configured_model(self.cfg, self.device, condition)
         check_plan(self.sampler.plan(self.model.seq_h, self.model.seq_w), self.model.seq_len, self.sampler.name)

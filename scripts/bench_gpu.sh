@@ -20,13 +20,22 @@ else
   out=results; device=cuda; mars="mar_b mar_l mar_h"; big=mar_h; lightgen=lightgen
   b64=64; b256=256; b4=4; iters=64; repeats=1; half=bf16; t2i_half=fp16
 fi
+# Each benchmark process starts on an empty Inductor cache, so every compile startup (and break-even) below is what a
+# fresh machine pays, not one warmed by the step before.
+fresh_cache() { export TORCHINDUCTOR_CACHE_DIR="$(mktemp -d)"; }
+fresh_cache
 python scripts/bench_executor.py --official-repo "$official" --model "${mars%% *}" --batch "$b64" \
   --num-iter "$iters" --precision "$half" --repeats "$repeats" --device "$device" \
   --out "$out/bench_executor_${device}_${mars%% *}_${half}_b$b64"
-python scripts/bench_latency.py --models $mars --batch "$b64" --precision "$half" --repeats "$repeats" \
-  --device "$device" --samplers mar gtr_16 gtr_8 --modes eager compile --out-dir "$out"
+for model in $mars; do
+  fresh_cache
+  python scripts/bench_latency.py --models "$model" --batch "$b64" --precision "$half" --repeats "$repeats" \
+    --device "$device" --samplers mar gtr_16 gtr_8 --modes eager compile --out-dir "$out"
+done
+fresh_cache
 python scripts/bench_latency.py --models "$big" --batch "$b256" --precision "$half" --repeats "$repeats" \
   --device "$device" --samplers gtr_16 gtr_8 --modes eager compile --out-dir "$out"
+fresh_cache
 python scripts/bench_latency.py --models "$lightgen" --batch "$b4" --precision "$t2i_half" --repeats "$repeats" \
   --device "$device" --samplers lightgen_32 lightgen_16 lazymar_lightgen_16 gtr_lightgen lightgen_12 \
   lazymar_lightgen_12 gtr_lightgen_12 --modes eager compile --out-dir "$out"
@@ -34,6 +43,7 @@ python scripts/bench_latency.py --models "$lightgen" --batch "$b4" --precision "
 #    everything above
 if [ "$device" = cuda ]; then
   python -m pytest -q tests/test_cuda.py || echo "tests/test_cuda.py failed: see above"
+  fresh_cache
   python scripts/bench_latency.py --models $mars --batch "$b64" --precision "$half" --repeats "$repeats" \
     --device cuda --samplers mar gtr_16 gtr_8 --modes compile cudagraphs --out-dir "$out/cudagraphs" \
     || echo "mode=cudagraphs failed: the rows above stand"

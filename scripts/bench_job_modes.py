@@ -2,8 +2,9 @@
 ``mode=auto``'s threshold (``gtr.sampling.compiled.AUTO_COMPILE_MIN_IMAGES``) is checked against. The job adds what
 ``bench_latency.py`` does not time: decoding, PNG writing, the last partial batch and the compilation of every shape
 the run meets. Every run is a fresh process, and every compiled one starts with an empty Inductor cache (what a fresh
-machine pays). Per mode, a line ``seconds = startup + images x per-image`` is fitted to the render times (least
-squares), which gives the break-even image count of each mode against eager.
+machine pays). Per mode, a line ``seconds = startup + images x per-image`` is fitted to the render times (rank 0's
+time in the render loop: compilation, sampling, decoding; the PNG writes count only in the wall time), which gives
+the break-even image count of each mode against eager.
 
     python scripts/bench_job_modes.py --model mar_fmnist --images 2000 20000
 
@@ -25,10 +26,10 @@ import numpy as np
 import torch
 
 from gtr.errors import GtRError, one_line_errors
-from gtr.eval.latency import device_name
+from gtr.eval.latency import break_even, break_even_cell, command_line, device_name, device_tag
 from gtr.files import write_json, write_text
 from gtr.models.registry import REGISTRY, preset
-from gtr.sampling.compiled import AUTO_COMPILE_MIN_IMAGES, MODES
+from gtr.sampling.compiled import AUTO_COMPILE_MIN_IMAGES, MODES, check_mode
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,11 +49,13 @@ def main() -> None:
             raise GtRError("--images needs two or more different positive counts (a line is fitted through them)")
         if "eager" not in args.modes:
             raise GtRError("--modes needs eager: break-even counts are against it")
+        for mode in args.modes:
+            check_mode(mode, args.device)
         bench(args)
 
 
 def run_job(args: argparse.Namespace, mode: str, images: int) -> dict:
-    """One generate.py process; its render seconds (rank 0: compilation, sampling, decoding, PNGs) and wall seconds."""
+    """One generate.py process: its render seconds (compilation, sampling, decoding), wall seconds and settings."""
     out = args.work_dir / f"{args.model}_{args.sampler}_{mode}_{images}"
     cache = args.work_dir / "inductor_cache"
     for folder in (out, cache):
@@ -66,11 +69,13 @@ def run_job(args: argparse.Namespace, mode: str, images: int) -> dict:
                          capture_output=True, text=True)
     wall = time.perf_counter() - start
     if run.returncode != 0:
-        raise GtRError(f"generate.py failed ({' '.join(command[1:])}): {run.stderr.strip().splitlines()[-1]}")
+        last = (run.stderr.strip().splitlines() or [f"exit status {run.returncode}"])[-1]
+        raise GtRError(f"generate.py failed ({' '.join(command[1:])}): {last}")
     record = json.loads((out / "results.json").read_text())
     for folder in (out, cache):
         shutil.rmtree(folder, ignore_errors=True)
-    return {"mode": mode, "images": images, "render_s": record["seconds_rank0"], "wall_s": wall}
+    return {"mode": mode, "images": images, "render_s": record["seconds_rank0"], "wall_s": wall,
+            "batch_size": record["batch_size"], "precision": record["precision"]}
 
 
 def bench(args: argparse.Namespace) -> None:
@@ -78,8 +83,8 @@ def bench(args: argparse.Namespace) -> None:
     runs = []
     for images in counts:
         for mode in args.modes:
-            runs.append(run_job(args, mode, images))
-            print(f"{mode:>10} {images:>7,} images: render {runs[-1]['render_s']:.1f} s, wall {runs[-1]['wall_s']:.1f} s",
+            runs.append(run := run_job(args, mode, images))
+            print(f"{mode:>10} {images:>7,} images: render {run['render_s']:.1f} s, wall {run['wall_s']:.1f} s",
                   flush=True)
     fits = {}
     for mode in args.modes:
@@ -88,22 +93,22 @@ def bench(args: argparse.Namespace) -> None:
         fits[mode] = {"startup_s": float(startup), "s_per_image": float(per_image)}
     eager = fits["eager"]
     for mode, fit in fits.items():
-        saved = eager["s_per_image"] - fit["s_per_image"]
-        extra = fit["startup_s"] - eager["startup_s"]
-        fit["break_even_images"] = None if mode == "eager" or saved <= 0 else max(extra, 0.0) / saved
+        if mode != "eager":
+            fit["break_even_images"] = break_even(fit["startup_s"] - eager["startup_s"],
+                                                  eager["s_per_image"] - fit["s_per_image"])
 
     device = torch.device(args.device)
-    command = " ".join(["python", Path(__file__).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]])
+    command = command_line(__file__, REPO)
     threshold = AUTO_COMPILE_MIN_IMAGES.get(device.type)
     result = {"command": command, "device": device_name(device), "torch": torch.__version__, "model": args.model,
               "sampler": args.sampler, "auto_compile_min_images": threshold, "runs": runs, "fits": fits}
-    tag = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device).replace(" ", "_").lower()
-    stem = args.out_dir / f"job_modes_{tag}_{args.model}_{args.sampler}"
+    stem = args.out_dir / f"job_modes_{device_tag(device)}_{args.model}_{args.sampler}"
+    settings = sorted({f"batch {r['batch_size']}, {r['precision']}" for r in runs})
     lines = [f"# The generation job in each executor mode: {args.model}, {args.sampler} (measured)", "",
              f"Command: `{command}`  ", f"Device: {result['device']}, torch {torch.__version__}; `scripts/generate.py` "
-             "with its defaults (batch 64, fp32), metrics and npz off; each run a fresh process, each compiled run "
-             "with an empty Inductor cache. Render = rank 0's time in the render loop (compilation, sampling, "
-             "decoding, PNGs); wall = the whole process (start, imports, loading).", ""]
+             f"({'; '.join(settings)}), metrics and npz off; each run a fresh process, each compiled run with an "
+             "empty Inductor cache. Render = rank 0's time in the render loop (compilation, sampling, decoding); "
+             "wall = the whole process (start, imports, loading, PNG writes).", ""]
     compared = [m for m in args.modes if m != "eager"]
     header = ["images", *(f"{m} {what} s" for m in args.modes for what in ("render", "wall")),
               *(f"{m} vs eager (wall)" for m in compared)]
@@ -116,9 +121,7 @@ def bench(args: argparse.Namespace) -> None:
     lines += ["", "Fitted to the render times, seconds = startup + images x per-image:", "",
               "| mode | startup s | s / image | break-even images vs eager |", "|---|---|---|---|"]
     for mode, fit in fits.items():
-        even = fit["break_even_images"]
-        even = "—" if mode == "eager" else "never" if even is None else f"{even:,.0f}"
-        lines.append(f"| {mode} | {fit['startup_s']:.1f} | {fit['s_per_image']:.4f} | {even} |")
+        lines.append(f"| {mode} | {fit['startup_s']:.1f} | {fit['s_per_image']:.4f} | {break_even_cell(fit)} |")
     lines += ["", f"`mode=auto`'s threshold on {device.type} when this ran (`AUTO_COMPILE_MIN_IMAGES`): "
               + (f"compile from {threshold:,} images." if threshold else "none (always eager).")]
     write_json(stem.with_suffix(".json"), result, indent=2)

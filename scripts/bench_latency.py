@@ -22,13 +22,13 @@ seconds per image over a 50,000-image run with that startup spread over it.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 import gtr
 from gtr.eval.flops import FlopsCounter
-from gtr.eval.latency import device_name, summary, time_interleaved
+from gtr.eval.latency import (break_even, break_even_cell, command_line, device_name, device_tag, summary,
+                              time_interleaved)
 from gtr.files import write_json
 from gtr.models import build_model
 from gtr.models.registry import REGISTRY
@@ -64,7 +64,6 @@ def main() -> None:
     device = torch.device(args.device)
     for mode in args.modes:
         check_mode(mode, device)
-    args.inductor_cache = inductor_cache_state() if set(args.modes) - {"eager"} else None
     for model_name in args.models:
         bench(model_name, args, device)
 
@@ -78,6 +77,7 @@ def inductor_cache_state() -> str:
 
 
 def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> None:
+    cache = inductor_cache_state() if set(args.modes) - {"eager"} else None  # before this model compiles anything
     cfg = compose_config(f"model={model_name}")
     clip = args.clip_timestep
     model, counter = build_model(model_name, seed=0, device=device), FlopsCounter(REGISTRY[model_name].architecture)
@@ -128,24 +128,24 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
                      "startup_s": warmup[label[run]] - stats["median_s"] if mode != "eager" else None,
                      "peak_memory_gib": peak.get(run)})
     add_break_even(rows)
-    tag = "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device).replace(" ", "_").lower()
-    command = " ".join(["python", Path(__file__).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]])
+    tag, command = device_tag(device), command_line(__file__, REPO)
     result = {"command": command, "device": device_name(device), "torch": torch.__version__, "model": model_name,
               "batch": args.batch, "precision": args.precision, "clip_timestep": clip, "modes": args.modes,
-              "bf16_peak_tflops": peak_tflops, "inductor_cache": args.inductor_cache,
+              "bf16_peak_tflops": peak_tflops, "inductor_cache": cache,
               "repeats": args.repeats, "rows": rows}
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    suffix = "" if args.modes == ["eager"] else "_modes" if args.inductor_cache == "cold" else "_modes_warm"
+    suffix = "" if args.modes == ["eager"] else "_modes" if cache == "cold" else "_modes_warm"
     out = args.out_dir / f"latency_{tag}_{model_name}_{args.precision}_b{args.batch}{suffix}"
     memory = device.type == "cuda"
     lines = [
         f"# Latency, {model_name}, batch {args.batch}, {args.precision} (measured)", "",
         f"Command: `{command}`  ", f"Device: {result['device']}, torch {torch.__version__}; random weights; "
         f"median of {args.repeats} repeats interleaved across samplers after one warm-up each; VAE not timed."
-        + ("" if args.inductor_cache is None else
-           f" Compile startup = first call minus a steady one, Inductor cache {args.inductor_cache} at the start "
-           "(cold: what a fresh machine pays; warm: a later process on the same machine); break-even images = "
-           "that startup over the time saved per image."), "",
+        + ("" if cache is None else
+           f" Compile startup = first call minus a steady one, Inductor cache {cache} before this model compiled "
+           "(cold: what a fresh machine pays; warm: a later process on the same machine); break-even images = the "
+           "process's compilation (the first compiled row's startup) over the time saved per image; s / image over "
+           "50k = the same compilation spread over a 50,000-image run."), "",
         "| sampler | mode | median s / batch | min | max | s / image | TFLOPs / image | achieved TFLOP/s | "
         "share of bf16 peak | speedup measured | speedup FLOPs | measured / FLOPs | compile startup s | "
         "break-even images | s / image over 50k |" + (" peak GiB |" if memory else ""),
@@ -154,8 +154,7 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
     for r in rows:
         share = "n/a" if r["share_of_bf16_peak"] is None else f"{r['share_of_bf16_peak']:.1%}"
         startup = "—" if r["startup_s"] is None else f"{r['startup_s']:.1f}"
-        even = r.get("break_even_images")
-        even = "—" if r["mode"] == "eager" else "never" if even is None else f"{even:,.0f}"
+        even = break_even_cell(r)
         amortised = "—" if r.get("s_per_image_50k") is None else f"{r['s_per_image_50k']:.4f}"
         lines.append(f"| {r['sampler']} | {r['mode']} | {r['median_s']:.2f} | {r['min_s']:.2f} | {r['max_s']:.2f} | "
                      f"{r['s_per_image']:.4f} | {r['tflops_per_image']:.2f} | {r['achieved_tflops_per_s']:.2f} | "
@@ -180,8 +179,7 @@ def add_break_even(rows: list[dict]) -> None:
         startup = first_startup.setdefault(r["mode"], max(r["startup_s"], 0.0))
         r["s_per_image_50k"] = r["s_per_image"] + startup / 50_000
         if r["sampler"] in eager:
-            saved = eager[r["sampler"]] - r["s_per_image"]
-            r["break_even_images"] = startup / saved if saved > 0 else None
+            r["break_even_images"] = break_even(startup, eager[r["sampler"]] - r["s_per_image"])
 
 
 if __name__ == "__main__":

@@ -1,27 +1,19 @@
 """The benchmarks that set and check mode=auto's threshold: scripts/bench_latency.py (break-even images, the 50k-run
 cost) and scripts/bench_job_modes.py (the real generation job in each mode)."""
-import importlib.util
 import json
 import subprocess
 import sys
 
 import pytest
 
-from conftest import REPO, one_line_exit, run_env
+from conftest import REPO, load_script, one_line_exit, run_env
+from gtr.eval.latency import break_even_cell
 from gtr.sampling.compiled import AUTO_COMPILE_MIN_IMAGES
-
-
-def script(name: str):
-    """A script of scripts/ imported as a module (they are entry points, not part of the package)."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def bench_latency():
-    return script("bench_latency")
+    return load_script("bench_latency")
 
 
 def row(sampler, mode, s_per_image, startup=None):
@@ -38,13 +30,14 @@ def test_break_even_counts_one_compilation_per_process(bench_latency):
     assert gtr["s_per_image_50k"] == pytest.approx(0.01 + 50.0 / 50_000)
     assert gtr_8["s_per_image_50k"] == pytest.approx(0.005 + 50.0 / 50_000)
     assert "break_even_images" not in gtr_8  # no eager row to compare with
+    assert [break_even_cell(r) for r in rows] == ["—", "—", "5,000", "1,667", "—"]
     assert "break_even_images" not in rows[0] and "s_per_image_50k" not in rows[0]
 
 
 def test_break_even_is_none_where_compiling_saves_nothing(bench_latency):
     rows = [row("gtr", "eager", 0.01), row("gtr", "compile", 0.012, startup=30.0)]
     bench_latency.add_break_even(rows)
-    assert rows[1]["break_even_images"] is None
+    assert rows[1]["break_even_images"] is None and break_even_cell(rows[1]) == "never"
 
 
 def test_an_eager_run_writes_its_table(tmp_path):
@@ -73,7 +66,7 @@ def test_the_job_benchmark_times_generate_and_fits_a_line(tmp_path):
     for r in result["runs"]:  # two points: the line goes through both
         assert fit["startup_s"] + r["images"] * fit["s_per_image"] == pytest.approx(r["render_s"], abs=1e-6)
     table = (tmp_path / "job_modes_cpu_mar_tiny_gtr_8.md").read_text()
-    assert "| images | eager render s | eager wall s |\n" in table 
+    assert "| images | eager render s | eager wall s |\n" in table and "`scripts/generate.py` (batch 64, fp32)" in table
     assert f"when this ran (`AUTO_COMPILE_MIN_IMAGES`): compile from {AUTO_COMPILE_MIN_IMAGES['cpu']:,} images" in table
     assert not list((tmp_path / "work").iterdir())  # the runs' images and caches are removed
 
@@ -81,6 +74,6 @@ def test_the_job_benchmark_times_generate_and_fits_a_line(tmp_path):
 @pytest.mark.parametrize("argv, message", [(["--images", "5"], "two or more different positive counts"),
                                            (["--modes", "compile"], "--modes needs eager")])
 def test_the_job_benchmark_rejects_bad_options_in_one_line(monkeypatch, capsys, argv, message):
-    module = script("bench_job_modes")
+    module = load_script("bench_job_modes")
     monkeypatch.setattr(sys, "argv", ["bench_job_modes.py", *argv])
     assert message in one_line_exit(capsys, module.main)

@@ -1,5 +1,7 @@
 """The executor's ``mode=compile`` equals eager mode to float tolerance on every sampler config (caches included),
 on MAR and on LightGen, and keeps the per-image RNG's batch independence."""
+from types import SimpleNamespace
+
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -10,8 +12,7 @@ from gtr.errors import GtRError
 from gtr.models import LightGen, lightgen_config
 from gtr.models.diffusion_head import head_step
 from gtr.pipeline import cache_from_config, compose_config, sampler_from_config
-from gtr.sampling import compiled
-from gtr.sampling.compiled import check_mode, passes, resolve_mode
+from gtr.sampling.compiled import AUTO_COMPILE_MIN_IMAGES, JOB_MODES, check_mode, passes, resolve_mode
 from gtr.sampling.executor import make_rng, run_schedule
 
 # Few diffusion steps keep eager and compiled runs fast; every other option stays as the config says.
@@ -132,7 +133,7 @@ def test_python_headers_are_checked_before_compiling(monkeypatch, tmp_path):
 
 
 def test_auto_mode_compiles_only_where_it_is_measured_to_pay_off(monkeypatch):
-    least = compiled.AUTO_COMPILE_MIN_IMAGES["cpu"]
+    least = AUTO_COMPILE_MIN_IMAGES["cpu"]
     assert resolve_mode("eager", "cpu", 10**6) == ("eager", None)  # an explicit mode is kept, and not announced
     assert resolve_mode("compile", "cpu", 1) == ("compile", None)
     mode, why = resolve_mode("auto", "cpu", least - 1)
@@ -141,23 +142,30 @@ def test_auto_mode_compiles_only_where_it_is_measured_to_pay_off(monkeypatch):
     assert mode == "compile" and why.startswith("mode=auto: compile") and "mode=eager turns it off" in why
     mode, why = resolve_mode("auto", "cuda", 10**6)  # not measured on a GPU yet: eager, whatever the count
     assert mode == "eager" and "not yet measured on cuda" in why
+    mode, why = resolve_mode("auto", "cpu", least, "bf16")  # measured in fp32 only
+    assert mode == "eager" and "measured in fp32 only, this run is bf16" in why
     monkeypatch.setattr("gtr.sampling.compiled.shutil.which", lambda name: None)
     mode, why = resolve_mode("auto", "cpu", least)  # cannot compile here: eager, and says why
     assert mode == "eager" and "needs a C++ compiler" in why
     with pytest.raises(GtRError, match="mode=auto is a job option"):
         check_mode("auto", "cpu")  # gtr.sample has no run to count
-    check_mode("auto", "cpu", job=True)
+    check_mode("auto", "cpu", JOB_MODES)
 
 
 def test_a_job_decides_auto_by_its_whole_run_and_says_so_on_rank_0(monkeypatch, capsys):
     from gtr.pipeline import Run
-    monkeypatch.setitem(compiled.AUTO_COMPILE_MIN_IMAGES, "cpu", 100)
+    monkeypatch.setitem(AUTO_COMPILE_MIN_IMAGES, "cpu", 100)
     cfg = compose_config("model=mar_tiny", "sampler=mar")
     assert cfg.mode == "auto"  # the jobs' default
-    run = Run.configure(cfg, torch.device("cpu")).load("class", images=100, rank=1)
-    assert run.mode == "compile" and capsys.readouterr().out == ""  # ranks > 0 decide alike, silently
-    run = Run.configure(cfg, torch.device("cpu")).load("class", images=99)
-    assert run.mode == "eager" and "mode=auto: eager (99 images" in capsys.readouterr().out
+
+    def load(images: int, rank: int = 0, all_ok=lambda ok: ok) -> Run:
+        runtime = SimpleNamespace(rank=rank, world=2, all_ok=all_ok)  # a sharded run's gtr.generate.Distributed
+        return Run.configure(cfg, torch.device("cpu")).load("class", images=images, runtime=runtime)
+
+    assert load(100, rank=1).mode == "compile" and capsys.readouterr().out == ""  # ranks > 0 decide alike, silently
+    assert load(99).mode == "eager" and "mode=auto: eager (99 images" in capsys.readouterr().out
+    run = load(100, all_ok=lambda ok: False)  # another rank cannot compile: all run eager, as one
+    assert run.mode == "eager" and "another rank of this run cannot compile" in capsys.readouterr().out
 
 
 def test_many_models_in_one_process_stay_compiled():

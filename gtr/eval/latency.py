@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -38,6 +40,30 @@ def time_interleaved(methods: dict[str, Callable[[], object]], repeats: int, dev
 
 def summary(times: list[float]) -> dict[str, float]:
     return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times)}
+
+
+def break_even(extra_s: float, saved_s_per_image: float) -> float | None:
+    """Images after which a one-off cost (a compilation) is repaid by the time saved per image; None if nothing is
+    saved."""
+    return max(extra_s, 0.0) / saved_s_per_image if saved_s_per_image > 0 else None
+
+
+def break_even_cell(row: dict) -> str:
+    """A row's ``break_even_images`` as a table shows it: "never" where nothing is saved, "—" where there is nothing
+    to compare with (no such key: an eager row, or no eager row to compare with)."""
+    if "break_even_images" not in row:
+        return "—"
+    return "never" if row["break_even_images"] is None else f"{row['break_even_images']:,.0f}"
+
+
+def device_tag(device: torch.device) -> str:
+    """The device as a result file names it: ``cpu`` or the GPU's name (``nvidia_h100_80gb_hbm3``)."""
+    return "cpu" if device.type == "cpu" else torch.cuda.get_device_name(device).replace(" ", "_").lower()
+
+
+def command_line(script: str, repo: Path) -> str:
+    """How this process was started, as a result file records it: ``python <script, relative to repo> <args>``."""
+    return " ".join(["python", Path(script).resolve().relative_to(repo).as_posix(), *sys.argv[1:]])
 
 
 def device_name(device: torch.device) -> str:

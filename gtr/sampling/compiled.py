@@ -32,12 +32,12 @@ from gtr.models.diffusion_head import head_steps
 MODES = ("eager", "compile", "cudagraphs")
 JOB_MODES = ("auto", *MODES)  # a job's ``mode``: ``auto`` is decided by the run's device and image count
 RECOMPILE_LIMIT = 64  # compiled versions per function (Dynamo's default is 8)
-# mode=auto compiles on these device types for runs of at least this many images, and runs eager elsewhere. Measured on
-# a 2-core CPU: the generation job itself (results/job_modes_cpu_mar_fmnist_gtr.md, scripts/bench_job_modes.py)
-# breaks even at ~8,900 images (equal at 10,000: 191 vs 188 s) and compiled runs 1.30x faster at 20,000; the sampler
-# alone at batch 64 (results/latency_cpu_mar_fmnist*_b64_modes*.md) is 1.66-1.83x faster compiled and breaks even at
-# 373 to 6,010 images. So a demo grid, a test or a short study runs eager and an FID run (50,000) compiles. CUDA is
-# absent until scripts/bench_gpu.sh has measured compile there (its break-even column is what sets the number).
+# mode=auto compiles on these device types, in fp32, for runs of at least this many images, and runs eager elsewhere.
+# Measured on a 2-core CPU, mar_fmnist with GtR: the generation job itself (scripts/bench_job_modes.py, two runs:
+# results/job_modes_cpu_mar_fmnist_gtr.md and its history) breaks even near 9,000 images (fitted 9,300 and 8,900) and
+# compiled runs 1.16-1.30x faster at 20,000; the sampler alone at batch 64 (results/latency_cpu_mar_fmnist*_b64_modes*)
+# is 1.66-1.83x faster compiled. So a demo grid, a test or a short study runs eager and an FID run (50,000) compiles.
+# CUDA is absent until scripts/bench_gpu.sh has measured compile there (its break-even column sets the number).
 AUTO_COMPILE_MIN_IMAGES = {"cpu": 20_000}
 
 
@@ -67,10 +67,9 @@ def compile_problem(mode: str, device: torch.device | str) -> str | None:
     return None
 
 
-def check_mode(mode: str, device: torch.device | str = "cpu", job: bool = False) -> None:
-    """One-line errors for a mode that cannot run here, before any work. ``job``: ``auto`` is allowed too (a
-    job decides it once it knows its image count: :func:`resolve_mode`)."""
-    modes = JOB_MODES if job else MODES
+def check_mode(mode: str, device: torch.device | str = "cpu", modes: tuple[str, ...] = MODES) -> None:
+    """One-line errors for a mode that cannot run here, before any work. A job checks against :data:`JOB_MODES`:
+    ``auto`` too, which it decides once it knows its image count (:func:`resolve_mode`)."""
     if mode not in modes:
         hint = " (mode=auto is a job option: it is decided by the run's image count)" if mode == "auto" else ""
         raise GtRError(f"unknown executor mode {mode!r}: choose one of {', '.join(modes)}{hint}")
@@ -85,10 +84,12 @@ def check_mode(mode: str, device: torch.device | str = "cpu", job: bool = False)
         raise GtRError(f"{problem}, or use mode=eager")
 
 
-def resolve_mode(mode: str, device: torch.device | str, images: int) -> tuple[str, str | None]:
+def resolve_mode(mode: str, device: torch.device | str, images: int, precision: str = "fp32") -> tuple[str, str | None]:
     """The executor mode a job of ``images`` images runs in, and for ``mode=auto`` one line saying why (None
-    otherwise): ``compile`` where it is proven to win (:data:`AUTO_COMPILE_MIN_IMAGES`) and can run, else eager.
-    Every rank of a sharded run decides alike (the run's total count, not its share)."""
+    otherwise): ``compile`` where it is measured to win (:data:`AUTO_COMPILE_MIN_IMAGES`, fp32) and can run, else
+    eager. ``images`` is the whole run's count, not a rank's share or what a resumed run has left: every process of a
+    run then compiles or not alike, whatever the world size or the restarts, so its images stay identical (compile
+    and eager agree only to float tolerance); the price is that each process pays its own compilation."""
     if mode != "auto":
         return mode, None
     device = torch.device(device)
@@ -96,6 +97,9 @@ def resolve_mode(mode: str, device: torch.device | str, images: int) -> tuple[st
     if least is None:
         return "eager", (f"mode=auto: eager (mode=compile is not yet measured on {device.type}; set mode=compile to "
                          "use it)")
+    if precision != "fp32":
+        return "eager", (f"mode=auto: eager (mode=compile is measured in fp32 only, this run is {precision}; set "
+                         "mode=compile to force it)")
     if images < least:
         return "eager", (f"mode=auto: eager ({images:,} images: compiling pays off from {least:,} on a "
                          f"{device.type}; set mode=compile to force it)")
