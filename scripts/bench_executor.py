@@ -28,7 +28,7 @@ import torch.nn as nn
 
 import gtr
 from gtr.errors import GtRError, one_line_errors
-from gtr.eval.latency import device_name, summary, time_interleaved
+from gtr.eval.latency import command_line, device_name, summary, time_interleaved
 from gtr.models import diffusion_head
 from gtr.models.registry import PRESETS
 from gtr.sampling.compiled import check_mode
@@ -138,7 +138,7 @@ def main() -> None:
 
     baseline = statistics.median(rows.get("official sample_tokens", rows["ours (official RNG)"]))
     result = {
-        "command": " ".join(["python", Path(__file__).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]]),
+        "command": command_line(__file__, REPO),
         "device": f"{device.type}: {device_name(device)}", "threads": torch.get_num_threads(), "torch": torch.__version__,
         "model": args.model, "batch": args.batch, "num_iter": args.num_iter, "diffusion_steps": args.diffusion_steps,
         "cfg": args.cfg, "precision": args.precision, "repeats": args.repeats, "relative_max_abs_error_vs_official": error, "compiled": compiled,

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from gtr.eval.latency import command_line
+
 REPO = Path(__file__).resolve().parent.parent
 CHILD = """
 import resource, sys
@@ -54,7 +56,7 @@ def main() -> None:
             rows.append({"num_images": int(n), "image_bytes": args.size * args.size * 3,
                          "array_mib": int(n) * args.size * args.size * 3 / 2**20, "peak_rss_mib": float(peak_mib)})
             print(rows[-1], flush=True)
-    command = " ".join(["python", Path(__file__).resolve().relative_to(REPO).as_posix(), *sys.argv[1:]])
+    command = command_line(__file__, REPO)
     result = {"command": command, "size": args.size, "rows": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
