@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from gtr import sample
 from gtr.config import CONFIGS, compose_config, run_tag  # noqa: F401 -- re-exported for scripts and studies
 from gtr.data import CLASS_NAMES as FASHION_CLASSES
+from gtr.data.scenes import CLASS_NAMES as SCENE_CLASSES
 from gtr.errors import GtRError, one_line_errors
 from gtr.files import write_json
 from gtr.images import imagenet_class_names, labelled_grid, save_png
@@ -263,7 +264,8 @@ def clear_images(folder: Path) -> None:
 
 def row_names(model_cfg: Mapping[str, Any], classes: list[int]) -> list[str]:
     kind = model_cfg.get("class_names")
-    names = imagenet_class_names() if kind == "imagenet" else list(FASHION_CLASSES) if kind == "fashion_mnist" else None
+    names = {"imagenet": imagenet_class_names, "fashion_mnist": lambda: list(FASHION_CLASSES),
+             "scenes": lambda: list(SCENE_CLASSES)}.get(kind, lambda: None)()
     return [f"{c} {names[c]}" if names else str(c) for c in classes]
 
 

@@ -168,6 +168,7 @@ class TrainOptions:
     log_every: int = 25
     limit: Optional[int] = None  # train on the first N images only (tests)
     image_size: int = 28
+    dataset: str = "fashion_mnist"  # fashion_mnist | scenes (gtr.data.scenes, generated)
 
 
 @dataclass

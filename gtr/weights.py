@@ -64,6 +64,8 @@ WEIGHTS: dict[str, WeightFile] = {
                              "model.tokenizer.checkpoint", bundled="fmnist_vae.safetensors"),
     "fmnist16_vae": WeightFile("Fashion-MNIST 16x16-token tokenizer", "fmnist/fmnist16_vae.safetensors", None, 0,
                                "model.tokenizer.checkpoint", bundled="fmnist16_vae.safetensors"),
+    "scenes_vae": WeightFile("scenes tokenizer", "scenes/scenes_vae.safetensors", None, 0,
+                             "model.tokenizer.checkpoint", bundled="scenes_vae.safetensors"),
     # FID reference statistics of the ADM ImageNet 256 batch, as the official MAR evaluation uses them (mu, sigma);
     # served from the MAR repository, verified by its git blob hash there.
     "adm_in256_stats": WeightFile("ADM ImageNet-256 FID statistics", "fid_stats/adm_in256_stats.npz",

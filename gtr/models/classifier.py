@@ -1,5 +1,6 @@
-"""A small CNN classifier of Fashion-MNIST: the feature extractor of the project's domain metrics (an FID and IS
-analogue and the class accuracy of generated samples), in the role Inception-v3 plays for ImageNet."""
+"""A small CNN classifier of the project's testbeds (Fashion-MNIST, scenes): the feature extractor of their domain
+metrics (an FID and IS analogue, KID and the class accuracy of generated samples), in the role Inception-v3 plays
+for ImageNet."""
 from __future__ import annotations
 
 import torch
@@ -7,12 +8,12 @@ import torch.nn as nn
 
 
 class FashionClassifier(nn.Module):
-    """3 conv stages (16-32-64 channels, BN, ReLU) -> 128-d penultimate features -> 10 logits. Input [B, 1, 28, 28]
-    in [-1, 1]."""
+    """3 conv stages (16-32-64 channels, BN, ReLU) -> 128-d penultimate features -> class logits. Input
+    [B, in_channels, image_size, image_size] in [-1, 1]; the defaults are the Fashion-MNIST classifier's."""
 
     feature_dim = 128
 
-    def __init__(self, num_classes: int = 10):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, image_size: int = 28):
         super().__init__()
 
         def stage(cin: int, cout: int) -> nn.Sequential:
@@ -20,8 +21,8 @@ class FashionClassifier(nn.Module):
                                  nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
                                  nn.MaxPool2d(2))
 
-        self.body = nn.Sequential(stage(1, 16), stage(16, 32), stage(32, 64), nn.Flatten(),
-                                  nn.Linear(64 * 3 * 3, self.feature_dim), nn.ReLU(), nn.Dropout(0.3))
+        self.body = nn.Sequential(stage(in_channels, 16), stage(16, 32), stage(32, 64), nn.Flatten(),
+                                  nn.Linear(64 * (image_size // 8) ** 2, self.feature_dim), nn.ReLU(), nn.Dropout(0.3))
         self.head = nn.Linear(self.feature_dim, num_classes)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:

@@ -78,7 +78,7 @@ class ModelConfig:
     gtr: Optional[GtRDefaults] = None  # sampler=gtr's stages on this model (null: the paper's ImageNet setting)
     clip_timestep: Optional[int] = None  # null: the official MAR respacing; 950: DiSA's clipping
     grid_upscale: int = 1  # tiles drawn this many times larger in grids
-    class_names: Optional[str] = None  # imagenet | fashion_mnist | null (class indices)
+    class_names: Optional[str] = None  # imagenet | fashion_mnist | scenes | null (class indices)
     num_classes: int = 0  # 0: text-conditioned
     demo_classes: List[int] = field(default_factory=list)  # rows of sample.py's grid
     demo_images_per_class: int = 8
@@ -167,6 +167,19 @@ _add(_mar(128, 3, 4, diffloss_d=3, diffloss_w=128, img_size=32, vae_stride=2, va
                 bundled="mar_fmnist16.safetensors"),
      name="mar_fmnist16", default_num_iter=64, demo_images_per_class=4, tokenizer=TokenizerConfig("fmnist16_vae"),
      metrics=MetricsConfig("fmnist", "fashion_mnist32:test"), **{**_FMNIST, "default_cfg": 1.0})
+
+# The scenes testbed (gtr.data.scenes: 32x32 RGB through the stride-2 scenes_vae, 16x16 tokens, 12 classes = object
+# count x shape, colours and background drawn per image): a sample is scored exactly by rule (gtr.eval.scenes).
+# mar_fmnist16's width with one more block on each side: whether all objects agree on colour and count is a relation
+# across the whole image. clip_timestep 950 as the other testbeds. default_cfg is set from the CFG sweep of the
+# premise gate (results/scenes_study.md); 1.0 until it has run.
+_add(_mar(128, 4, 4, diffloss_d=3, diffloss_w=128, img_size=32, vae_stride=2, vae_embed_dim=4, class_num=12,
+          buffer_size=4, attn_dropout=0.0, proj_dropout=0.0),
+     WeightFile("scenes MAR", "scenes/mar_scenes.safetensors", None, 0, "model.checkpoint",
+                bundled="mar_scenes.safetensors"),
+     name="mar_scenes", default_num_iter=64, demo_images_per_class=6, tokenizer=TokenizerConfig("scenes_vae"),
+     metrics=MetricsConfig("scenes", "scenes:test"), default_cfg=1.0, clip_timestep=950, grid_upscale=3,
+     class_names="scenes", num_classes=12, demo_classes=list(range(12)))
 
 # LightGen (fluid_large, 512 px), DPO-finetuned as LightGen's GenEval script loads it: the "model" weights of
 # <root>/lightgen/fluid_dpo/checkpoint-last.pth (hosted on the hub as Beckham808/LightGen, whose file list is not

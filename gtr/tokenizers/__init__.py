@@ -7,15 +7,17 @@ import os
 import torch
 
 from gtr.errors import GtRError
-from gtr.tokenizers.kl import (FMNIST16_VAE_CONFIG, FMNIST_VAE_CONFIG, KL16_CONFIG, KL16_TINY_CONFIG, SD3_VAE_CONFIG,
-                              SD3_VAE_TINY_CONFIG, LatentTokenizer, autoencoder, ldm_to_diffusers, to_uint8)
+from gtr.tokenizers.kl import (FMNIST16_VAE_CONFIG, FMNIST_VAE_CONFIG, KL16_CONFIG, KL16_TINY_CONFIG,
+                              SCENES_VAE_CONFIG, SD3_VAE_CONFIG, SD3_VAE_TINY_CONFIG, LatentTokenizer, autoencoder,
+                              ldm_to_diffusers, to_uint8)
 from gtr.weights import DEFAULT_ROOT, WEIGHTS, WeightFile, load_into, read_checkpoint, resolve, select_state_dict
 
 # name -> diffusers AutoencoderKL config; its scaling_factor / shift_factor are the latent normalisation. A
 # safetensors file's metadata ("scale", "shift") overrides them: the project's own tokenizers record the values
 # measured after training.
 TOKENIZERS = {"kl16": KL16_CONFIG, "kl16_tiny": KL16_TINY_CONFIG, "fmnist_vae": FMNIST_VAE_CONFIG,
-              "fmnist16_vae": FMNIST16_VAE_CONFIG, "sd3_vae": SD3_VAE_CONFIG, "sd3_vae_tiny": SD3_VAE_TINY_CONFIG}
+              "fmnist16_vae": FMNIST16_VAE_CONFIG, "scenes_vae": SCENES_VAE_CONFIG,
+              "sd3_vae": SD3_VAE_CONFIG, "sd3_vae_tiny": SD3_VAE_TINY_CONFIG}
 
 
 def default_normalisation(config: dict) -> tuple[float, float]:

@@ -88,6 +88,11 @@ FMNIST16_VAE_CONFIG = dict(
     mid_block_add_attention=False,
 )
 
+# The scenes testbed's tokenizer (gtr.data.scenes): 32x32 RGB -> 4 x 16 x 16 (stride 2), fmnist16_vae's layout with
+# three colour channels: its reconstructions must keep flat colours and sharp edges exact enough for the rule-based
+# scorer (results/scenes_scorer.md: the reconstructions' validity is the testbed's ceiling).
+SCENES_VAE_CONFIG = {**FMNIST16_VAE_CONFIG, "in_channels": 3, "out_channels": 3}
+
 
 def ldm_to_diffusers(state_dict: dict[str, torch.Tensor], num_levels: int = 5) -> dict[str, torch.Tensor]:
     """Rename an LDM-layout autoencoder state dict (``encoder.down.0.block.0...``) to diffusers' layout.

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
 from gtr.data import FashionMNIST, resize
+from gtr.data.scenes import Scenes
 from gtr.errors import GtRError
 from gtr.files import atomic_path
 from gtr.models.classifier import FashionClassifier
@@ -33,9 +34,19 @@ def export(weights: dict[str, torch.Tensor], path: str | os.PathLike, metadata: 
     return path
 
 
-def _data(cfg) -> tuple[torch.Tensor, torch.Tensor]:
-    images, labels = FashionMNIST("train", cfg.data.root, cfg.data.download).tensors()
-    if cfg.train.get("limit"):
+DATASETS = ("fashion_mnist", "scenes")
+
+
+def _data(cfg, split: str = "train", limit: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split of the job's dataset (``train.dataset``), as float images in [-1, 1] and labels; the training split
+    cut to ``train.limit`` images when set (tests)."""
+    dataset = cfg.train.get("dataset", "fashion_mnist")
+    if dataset not in DATASETS:
+        raise GtRError(f"unknown dataset {dataset!r} (train.dataset): choose one of {', '.join(DATASETS)}")
+    if dataset == "scenes":  # generated: a limit generates only the images it keeps
+        return Scenes(split, size=cfg.train.get("limit") if limit else None).tensors()
+    images, labels = FashionMNIST(split, cfg.data.root, cfg.data.download).tensors()
+    if limit and cfg.train.get("limit"):
         images, labels = images[: cfg.train.limit], labels[: cfg.train.limit]
     if cfg.train.get("image_size"):  # the 16x16-token testbed trains on 32x32 resizes
         images = resize(images, cfg.train.image_size)
@@ -122,10 +133,16 @@ def train_mar(cfg, wandb_run=None) -> Path:
                   _metadata(cfg, trainer, preset=t.preset, weights="ema" if t.ema_decay else "model"))
 
 
+# The classifier's input and classes per dataset (its architecture is FashionClassifier's either way).
+CLASSIFIER_SHAPES = {"fashion_mnist": dict(num_classes=10, in_channels=1, image_size=28),
+                     "scenes": dict(num_classes=12, in_channels=3, image_size=32)}
+
+
 def train_classifier(cfg, wandb_run=None) -> Path:
     images, labels = _data(cfg)
+    shape = CLASSIFIER_SHAPES[cfg.train.get("dataset", "fashion_mnist")]
     torch.manual_seed(cfg.seed)
-    net = FashionClassifier()
+    net = FashionClassifier(**shape)
     trainer = _trainer(net, cfg, wandb_run)
     batches = EpochSampler(len(images), cfg.train.batch_size, cfg.seed)
 
@@ -139,15 +156,15 @@ def train_classifier(cfg, wandb_run=None) -> Path:
         return classifier_loss(net, x, labels[batches.batch(i)])
 
     trainer.run(step)
-    test_images, test_labels = FashionMNIST("test", cfg.data.root, cfg.data.download).tensors()
-    final = FashionClassifier()
+    test_images, test_labels = _data(cfg, "test", limit=False)
+    final = FashionClassifier(**shape)
     final.load_state_dict(trainer.final_weights())
     final.eval()
     with torch.no_grad():
         accuracy = torch.cat([final(x).argmax(1) for x in test_images.split(1000)]).eq(test_labels).float().mean()
     print(f"test accuracy {accuracy.item():.4f}")
     return export(trainer.final_weights(), cfg.export or Path(cfg.out_dir) / f"{cfg.train.name}.safetensors",
-                  _metadata(cfg, trainer, test_accuracy=f"{accuracy.item():.4f}"))
+                  _metadata(cfg, trainer, test_accuracy=f"{accuracy.item():.4f}", **shape))
 
 
 JOBS = {"tokenizer": train_tokenizer, "mar": train_mar, "classifier": train_classifier}

@@ -1,0 +1,2 @@
+"""The studies that decide the paper's claims on testbeds trained here: their statistics
+(:mod:`gtr.study.statistics`, numpy and scipy only)."""
