@@ -72,6 +72,8 @@ WEIGHTS: dict[str, WeightFile] = {
                                   "https://github.com/LTH14/mar/raw/main/fid_stats/adm_in256_stats.npz", 33,
                                   "metrics.reference", kind="statistics",
                                   git_sha1="1da4c17607fe959d54999fd098105649a0c05e15"),
+    "scenes_classifier": WeightFile("scenes classifier", "scenes/scenes_classifier.safetensors", None, 0,
+                                    "metrics.classifier", bundled="scenes_classifier.safetensors"),
     "fmnist_classifier": WeightFile("Fashion-MNIST classifier", "fmnist/fmnist_classifier.safetensors", None, 0,
                                     "metrics.classifier", bundled="fmnist_classifier.safetensors"),
 }

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from gtr.data.scenes import BACKGROUNDS, COLOURS, SHAPES, class_of, shape_mask
+from gtr.data.scenes import BACKGROUNDS, COLOURS, NUM_CLASSES, SHAPES, class_of, shape_mask
 from gtr.errors import GtRError
 
 UNCLEAR = 70.0  # RGB distance beyond which a pixel belongs to no palette colour
@@ -165,4 +165,73 @@ def score(images: np.ndarray, labels) -> SceneScores:
                        {k: np.array([k in o.failures for o in outcomes], dtype=bool) for k in FAILURES})
 
 
-__all__ = ["FAILURES", "Outcome", "Parse", "SceneObject", "SceneScores", "check", "parse", "score"]
+# ----------------------------------------------------------------------------------------------------------------
+# Beside the exact scores: an FID analogue and KID from the scenes classifier's features, through the code that
+# scores Inception features (gtr.eval.fid), as the Fashion-MNIST testbeds' analogues.
+
+
+def load_classifier(checkpoint=None, root=None, device="cpu"):
+    """The shipped scenes classifier (``configs/train/classifier_scenes.yaml``)."""
+    from gtr.models.classifier import FashionClassifier
+    from gtr.weights import DEFAULT_ROOT, WEIGHTS, load_into, read_checkpoint, resolve
+    path = resolve(WEIGHTS["scenes_classifier"], checkpoint, root or DEFAULT_ROOT, download=False)
+    net = FashionClassifier(num_classes=NUM_CLASSES, in_channels=3, image_size=32)
+    load_into(net, read_checkpoint(path), path, "the scenes classifier")
+    return net.to(device).eval()
+
+
+class SceneExtractor:
+    """uint8 RGB images [B, 32, 32, 3] -> (128-d features, 12 logits) of the scenes classifier."""
+
+    name = "scenes-classifier"
+
+    def __init__(self, classifier=None):
+        self.net = classifier if classifier is not None else load_classifier()
+        self.device = next(self.net.parameters()).device
+
+    def __call__(self, images):
+        import torch
+        with torch.no_grad():
+            x = torch.as_tensor(images).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1
+            return self.net.features_and_logits(x)
+
+
+_REFERENCE: dict = {}
+
+
+def reference_features(extractor: SceneExtractor, split: str = "test"):
+    """Classifier features of a generated split (computed once per process)."""
+    from gtr.data.scenes import SPLIT_SEEDS, SPLIT_SIZES, generate
+    from gtr.eval.fid import extract
+    key = (id(extractor.net), split)
+    if key not in _REFERENCE:
+        import torch
+        images, _ = generate(SPLIT_SIZES[split], SPLIT_SEEDS[split])
+        _REFERENCE[key] = extract(extractor, torch.from_numpy(images).split(1000))[0]
+    return _REFERENCE[key]
+
+
+KID_SUBSET = 500  # images per KID subset (torch-fidelity's default is 1,000; a row's seed may have fewer)
+
+
+def domain_scores(images, labels, extractor: SceneExtractor, reference) -> dict:
+    """Exact validity and failure rates, FID analogue, KID (mean, std over 100 subsets) and class accuracy of
+    uint8 images [N, 32, 32, 3] against reference features [M, 128]."""
+    import torch
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
+    from gtr.eval.fid import extract, frechet_distance, statistics
+    images = torch.as_tensor(np.asarray(images))
+    exact = score(images.numpy(), labels)
+    features, logits = extract(extractor, images.split(1000))
+    size = min(KID_SUBSET, len(features), len(reference))
+    kid = kid_features_to_metric(features.float(), reference.float(), kid_subsets=100, kid_subset_size=size,
+                                 rng_seed=0, verbose=False)
+    return {"count": exact.count, "valid": int(exact.valid.sum()), **exact.rates(),
+            "fid_scenes": frechet_distance(statistics(features), statistics(reference)),
+            "kid_scenes": kid[KEY_METRIC_KID_MEAN], "kid_scenes_std": kid[KEY_METRIC_KID_STD],
+            "accuracy": float((logits.argmax(1).numpy() == np.asarray(labels)).mean())}
+
+
+__all__ = ["FAILURES", "Outcome", "Parse", "SceneExtractor", "SceneObject", "SceneScores", "check", "domain_scores",
+           "load_classifier", "parse", "reference_features", "score"]
