@@ -74,9 +74,17 @@ def _grad_mode():
     torch.set_grad_enabled(enabled)
 
 
+# Variables of the caller's shell that change what the code under test does: each test starts without them (a test
+# that needs one sets it), so the suite gives the same result whatever the caller exported (the README advises
+# GTR_OFFLINE=1 / HF_HUB_OFFLINE=1 offline). GTR_OFFLINE=1 is then set: tests never touch the network.
+CALLER_VARIABLES = ("GTR_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HYDRA_FULL_ERROR",
+                    "WANDB_MODE", "WANDB_DISABLED")
+
+
 @pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    """Tests never touch the network."""
+def _environment(monkeypatch):
+    for variable in CALLER_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("GTR_OFFLINE", "1")
 
 
@@ -86,9 +94,9 @@ def parity_case():
 
 
 def run_env() -> dict:
-    env = dict(os.environ, GTR_OFFLINE="1")
-    env.pop("HYDRA_FULL_ERROR", None)
-    return env
+    """The environment of a subprocess under test: the caller's, without the variables each test starts without."""
+    env = {k: v for k, v in os.environ.items() if k not in CALLER_VARIABLES}
+    return dict(env, GTR_OFFLINE="1")
 
 
 def write_random_inception(root: Path) -> Path:

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO, write_random_inception
+from conftest import REPO, run_env, write_random_inception
 
 ARGS = ["model=mar_tiny", "sampler=mar", "sampler.num_iter=4", "sampler.diffusion_steps=3", "num_images=12",
         "batch_size=4", "images_per_class=2", "metrics.enabled=false", "progress=false"]
@@ -96,7 +96,7 @@ def test_slurm_launcher_config_composes():
 
 
 def test_wandb_logging_honours_wandb_mode(tmp_path):
-    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"}
+    env = {**run_env(), "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path), "WANDB_SILENT": "true"}
     proc = run(tmp_path / "out", "num_images=4", "wandb.enabled=true", env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert list((tmp_path / "wandb").glob("offline-run-*"))

@@ -214,9 +214,10 @@ def reference_features(extractor: SceneExtractor, split: str = "test"):
 KID_SUBSET = 500  # images per KID subset (torch-fidelity's default is 1,000; a row's seed may have fewer)
 
 
-def domain_scores(images, labels, extractor: SceneExtractor, reference) -> dict:
+def domain_scores(images, labels, extractor: SceneExtractor, reference, per_image: bool = False) -> dict:
     """Exact validity and failure rates, FID analogue, KID (mean, std over 100 subsets) and class accuracy of
-    uint8 images [N, 32, 32, 3] against reference features [M, 128]."""
+    uint8 images [N, 32, 32, 3] against reference features [M, 128]; ``per_image``: also each image's validity
+    (``valid_bits``, a string of 0/1: for paired analyses)."""
     import torch
     from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 
@@ -230,7 +231,8 @@ def domain_scores(images, labels, extractor: SceneExtractor, reference) -> dict:
     return {"count": exact.count, "valid": int(exact.valid.sum()), **exact.rates(),
             "fid_scenes": frechet_distance(statistics(features), statistics(reference)),
             "kid_scenes": kid[KEY_METRIC_KID_MEAN], "kid_scenes_std": kid[KEY_METRIC_KID_STD],
-            "accuracy": float((logits.argmax(1).numpy() == np.asarray(labels)).mean())}
+            "accuracy": float((logits.argmax(1).numpy() == np.asarray(labels)).mean()),
+            **({"valid_bits": "".join("1" if v else "0" for v in exact.valid)} if per_image else {})}
 
 
 __all__ = ["FAILURES", "Outcome", "Parse", "SceneExtractor", "SceneObject", "SceneScores", "check", "domain_scores",

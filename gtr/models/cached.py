@@ -48,6 +48,12 @@ def feed_forward(block, x: torch.Tensor) -> torch.Tensor:
     return block.ls2(block.mlp(block.norm2(x)))
 
 
+def select_kept(similarity: torch.Tensor, keep: int) -> torch.Tensor:
+    """LazyMAR's pruning decision: the ``keep`` positions [B, keep] (ascending) with the lowest similarity [B, L] to the
+    cached pass, ties broken by position. Its own function so that a test can check and replay the decisions."""
+    return similarity.argsort(dim=1, stable=True)[:, :keep].sort(dim=1).values
+
+
 @dataclass
 class PassRecord:
     """What one full transformer pass leaves for the cached ones (leading ``rows`` of the batch): per-layer keys and
@@ -126,8 +132,7 @@ class CachedPasses:
         if prune_layer >= len(self.decoder_blocks):  # a decoder too shallow to prune: every position runs
             return x, None
         similarity = F.cosine_similarity(values[prune_layer].float(), previous_v.float(), dim=-1).mean(dim=1)
-        similarity = similarity.scatter(1, forced, 0.0)  # forced positions score 0: the lowest are kept
-        kept = similarity.argsort(dim=1, stable=True)[:, :keep].sort(dim=1).values  # [B, keep]
+        kept = select_kept(similarity.scatter(1, forced, 0.0), keep)  # forced positions score 0: always kept
         rows = kept[..., None].expand(-1, -1, x.shape[-1])
         h = torch.gather(x, 1, rows)
         h = h + feed_forward(self.decoder_blocks[prune_layer], h)

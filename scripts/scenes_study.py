@@ -1,0 +1,89 @@
+"""Does GtR hold? The paper's Tables 1, 3, 4 and 5 decided on the scenes testbed (``model=mar_scenes``).
+
+    python scripts/scenes_study.py                          # every table (premise gate first): results/scenes_study.*
+    python scripts/scenes_study.py --tables premise         # the premise gate only (64/32/16/8 steps, +- CFG)
+    python scripts/scenes_study.py --rows gtr_16 mar_16     # some rows (their claims are decided once both sides exist)
+    python scripts/scenes_study.py --report                 # rewrite the report from the stored results
+
+800 class-balanced images x 3 seeds per row (2,400: the validity interval is +-2 points or narrower). Each row is a
+sampler config of configs/sampler run on the shipped model; per image the exact scorer says valid or not, per seed
+the scenes classifier gives FID/KID analogues. Rows beyond the premise gate and the guidance sweep run only once the
+gate has passed (``--ignore-gate`` overrides, for diagnosis). Results are saved after every seed (a re-run resumes);
+a different model (``--checkpoint``, or retrained weights) starts a new attempt and keeps the old one's gate in the
+report. The logic lives in :mod:`gtr.study.scenes` and :mod:`gtr.study.report`.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from gtr.errors import GtRError, one_line_errors
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    from gtr.study.scenes import PREMISE, ROW, TABLES, load_state, measure, model_id, premise, rows_of
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tables", nargs="+", default=list(TABLES), choices=TABLES, help="tables to measure")
+    parser.add_argument("--rows", nargs="+", default=None, help="row keys (instead of --tables)")
+    parser.add_argument("--samples", type=int, default=800, help="images per row and seed (800)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--batch-size", type=int, default=200, help="images per forward pass (changes bytes: recorded)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--mode", default="eager", choices=("eager", "compile"), help="executor mode (recorded)")
+    parser.add_argument("--checkpoint", default=None, help="another mar_scenes weights file (a new attempt)")
+    parser.add_argument("--ignore-gate", action="store_true", help="run rows beyond the premise gate even if it fails")
+    parser.add_argument("--report", action="store_true", help="only rewrite the report from the stored results")
+    parser.add_argument("--out", type=Path, default=REPO / "results" / "scenes_study", help="output stem")
+    args = parser.parse_args()
+    if args.samples < 2 or args.batch_size < 1 or len(set(args.seeds)) < 2 or min(args.seeds) < 0:
+        parser.error("--samples must be >= 2, --batch-size >= 1, and --seeds at least two distinct seeds >= 0")
+    unknown = sorted(set(args.rows or []) - set(ROW))
+    if unknown:
+        parser.error(f"unknown row(s) {', '.join(unknown)}: choose from {', '.join(ROW)}")
+    with one_line_errors():
+        from gtr.study.report import report
+        path = args.out.with_suffix(".json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        weights = _weights(args.checkpoint)
+        settings = {"samples": args.samples, "seeds": sorted(args.seeds), "batch_size": args.batch_size,
+                    "mode": args.mode}
+        study = load_state(path, model_id(weights), settings)
+        if not args.report:
+            keys = args.rows or rows_of(args.tables)
+            gated = [k for k in keys if k not in PREMISE and ROW[k].table != "cfg"]
+            first = [k for k in keys if k not in gated]
+            command = shlex.join(["python", "scripts/scenes_study.py", *sys.argv[1:]])
+            options = dict(study=study, path=path, samples=args.samples, seeds=sorted(args.seeds),
+                           batch_size=args.batch_size, device=args.device, mode=args.mode,
+                           checkpoint=args.checkpoint, command=command)
+            measure(first, **options)
+            if gated:
+                if premise(study["current"])["passed"] or args.ignore_gate:
+                    measure(gated, **options)
+                else:
+                    print("the premise gate has not passed (see the report): the other rows were not run "
+                          "(--tables premise measures it; --ignore-gate runs them anyway)", file=sys.stderr)
+        from gtr.files import write_json
+        write_json(path, study)
+        report(study, args.out.with_suffix(".md"))
+        print(f"wrote {args.out.with_suffix('.md')}")
+
+
+def _weights(checkpoint: str | None) -> Path:
+    """The weights file the study samples from (its hash names the attempt)."""
+    if checkpoint:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise GtRError(f"--checkpoint {checkpoint} is not a file: give a mar_scenes .safetensors")
+        return path
+    from gtr.models.registry import preset
+    from gtr.weights import resolve
+    return resolve(preset("mar_scenes").weights)
+
+
+if __name__ == "__main__":
+    main()
