@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gtr.eval.study import TESTBEDS, Claim, claim_lines, compare, figure3_line, report, verdict
+from gtr.eval.study import TESTBEDS, Claim, claim_lines, figure3_comparison, report
 
 
 def rows_with(fids: dict[str, list[float]], accuracy: float = 0.9) -> dict:
@@ -14,47 +14,33 @@ def rows_with(fids: dict[str, list[float]], accuracy: float = 0.9) -> dict:
             for key, values in fids.items()}
 
 
-def test_compare_counts_a_difference_only_beyond_the_seed_spread():
-    rows = rows_with({"a": [10, 11, 12], "b": [20, 21, 22], "c": [11.5, 12.5, 13.5]})
-    assert compare(rows, "a", "b") == "better" and compare(rows, "b", "a") == "worse"
-    assert compare(rows, "a", "c") == "equal within error"  # |11 - 12.5| = 1.5 <= 1 + 1
-    assert compare(rows, "a", "missing") is None
-    assert compare(rows, "a", "b", "accuracy", False) == "equal within error"
-
-
-@pytest.mark.parametrize("outcomes, direction, expected", [
-    (["better", "better"], "better", "holds"),
-    (["better", "equal within error"], "better", "matches"),
-    (["equal within error"], "better", "matches"),
-    (["better", "worse"], "better", "does not hold"),
-    (["worse"], "worse", "holds"),
-    (["equal within error"], "worse", "matches"),
-    (["better"], "worse", "does not hold"),
-    (["equal within error"], "not worse", "matches"),
-    (["better"], "not worse", "holds"),
-    (["worse"], "not worse", "does not hold"),
-])
-def test_every_verdict_is_reachable(outcomes, direction, expected):
-    assert verdict(outcomes, direction) == expected
-
-
-def test_claim_lines_never_call_equal_within_error_a_win():
-    rows = rows_with({"gtr": [10, 11, 12], "mar": [10.5, 11.5, 12.5], "worse": [30, 31, 32]})
-    lines = claim_lines([Claim("GtR beats MAR", (("gtr", "mar"),), "better"),
+def test_claims_are_decided_by_welch_and_holm_and_every_verdict_is_reachable():
+    rows = rows_with({"gtr": [10.0, 10.2, 9.8], "mar": [10.1, 9.9, 10.3], "worse": [30, 31, 32],
+                      "noisy": [5.0, 15.0, 25.0], "same": [10.01, 9.99, 10.0], "tight": [10.0, 10.01, 9.99]})
+    lines = claim_lines([Claim("GtR keeps MAR's quality", (("gtr", "mar"),), "not worse"),
                          Claim("GtR beats worse", (("gtr", "worse"),), "better"),
                          Claim("worse beats GtR", (("worse", "gtr"),), "better"),
-                         Claim("not run", (("gtr", "nothing"),), "better")], rows)
-    assert "**matches (equal within error)**" in lines[0] and "**holds**" in lines[1]
-    assert "**does not hold**" in lines[2] and "**not measured yet**" in lines[3]
+                         Claim("worse is worse than GtR", (("worse", "gtr"),), "worse"),
+                         Claim("noisy beats MAR", (("noisy", "mar"),), "better"),
+                         Claim("tight beats same", (("tight", "same"),), "better"),
+                         Claim("not run", (("gtr", "nothing"),), "better")], rows, samples=1000)
+    assert "**holds**" in lines[0]  # within 5 % of 10.1, tightly
+    assert "**holds**" in lines[1] and "**does not hold**" in lines[2] and "**holds**" in lines[3]
+    assert "**undecided**" in lines[4]  # seeds too spread to tell
+    assert "**does not hold**" in lines[5]  # equal within error is never "better": the advantage is below the margin
+    assert "**not measured yet**" in lines[6]
+    assert "matches" not in "\n".join(lines) and "Holm" in lines[-1]
 
 
 def test_figure3_verdicts():
     def f3(c, b):
         return {"checkerboard": {"pixel_std_mean": c, "pixel_std_sem": 0.001},
                 "block": {"pixel_std_mean": b, "pixel_std_sem": 0.001}}
-    assert "**holds**" in figure3_line(f3(0.02, 0.04))
-    assert "**matches (equal within error)**" in figure3_line(f3(0.030, 0.032))
-    assert "**does not hold**" in figure3_line(f3(0.04, 0.02))
+    assert figure3_comparison(f3(0.02, 0.04)).p_holds < 1e-6
+    line = claim_lines([], {}, 1000, f3(0.02, 0.04))[0]
+    assert "**holds**" in line
+    assert "**undecided**" in claim_lines([], {}, 1000, f3(0.030, 0.031))[0]
+    assert "**does not hold**" in claim_lines([], {}, 1000, f3(0.04, 0.02))[0]
 
 
 def test_testbed16_rows_are_the_paper_configs_and_the_report_has_the_paper_layout(tmp_path):

@@ -7,9 +7,10 @@ from the shipped classifier (FID analogue, IS analogue, class accuracy), mean an
 experiment. Results are saved after every row (a re-run skips finished rows) and the report (Markdown, a
 speed-quality plot, the Figure-3 strips) is rewritten from them. ``scripts/toy_study.py`` is the entry point.
 
-Verdicts (:func:`verdict`) compare the FID analogue of two rows: a difference counts only when it exceeds the sum
-of the two seed standard deviations. A claim *holds* when every comparison it rests on goes the paper's way beyond
-that spread, *matches* when none goes against it but some are equal within error, and *does not hold* otherwise.
+Verdicts (:func:`claim_lines`) follow :mod:`gtr.study.statistics`: each pair of rows is compared on the FID analogue
+by Welch's t-test over seeds (accuracy beside it, over images), Holm-corrected over the report's comparisons, with a
+margin of 5 % of the compared row's FID analogue; a claim *holds* when all its pairs hold, *does not hold* when any
+does not, and is *undecided* otherwise.
 """
 from __future__ import annotations
 
@@ -207,61 +208,90 @@ def stat(per_seed: Sequence[Mapping], key: str) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
-def compare(rows: Mapping, a: str, b: str, metric: str = "fid_fmnist", lower_is_better: bool = True) -> str | None:
-    """'better', 'worse' or 'equal within error' for row a against row b (a difference beyond the sum of the two
-    seed stds); None when either is not measured."""
-    if a not in rows or b not in rows:
+RELATIVE_MARGIN = 0.05  # of the compared row's FID analogue: the margin of every claim (see claim_lines)
+
+
+def comparisons(claim: Claim, rows: Mapping, samples: int) -> list | None:
+    """The claim's pairs as :class:`gtr.study.statistics.Comparison` on the FID analogue (Welch over seeds) and on
+    class accuracy (a proportion of ``samples`` images per seed); None when a row is not measured. "worse" claims
+    are "better" claims with the rows swapped; "not worse" ones are non-inferiority claims."""
+    from gtr.study.statistics import compare_means, compare_proportions
+    if any(a not in rows or b not in rows for a, b in claim.pairs):
         return None
-    (ma, sa), (mb, sb) = stat(rows[a]["per_seed"], metric), stat(rows[b]["per_seed"], metric)
-    if abs(ma - mb) <= sa + sb:
-        return "equal within error"
-    return "better" if (ma < mb) == lower_is_better else "worse"
-
-
-def verdict(outcomes: Sequence[str], direction: str) -> str:
-    """'holds', 'matches' or 'does not hold' for the FID comparisons of a claim's pairs (see the module doc)."""
-    if direction not in ("better", "worse", "not worse"):
-        raise ValueError(f"unknown claim direction {direction!r}")
-    expected = "worse" if direction == "worse" else "better"
-    against = "better" if direction == "worse" else "worse"
-    if any(o == against for o in outcomes):
-        return "does not hold"
-    if all(o == expected for o in outcomes):
-        return "holds"
-    return "matches"
-
-
-def claim_lines(claims: Sequence[Claim], rows: Mapping, extra: Sequence[str] = ()) -> list[str]:
-    """One line per claim with its verdict (then ``extra`` lines, then the rule the verdicts follow)."""
     out = []
-    for claim in claims:
-        found = [(a, b, compare(rows, a, b), compare(rows, a, b, "accuracy", False)) for a, b in claim.pairs]
-        if any(fid is None for _, _, fid, _ in found):
-            out.append(f"- {claim.text}: **not measured yet**.")
-            continue
-        word = verdict([fid for _, _, fid, _ in found], claim.direction)
-        word = "matches (equal within error)" if word == "matches" else word
-        detail = "; ".join(f"{a} vs {b}: FID {fid}, accuracy {acc}" for a, b, fid, acc in found)
-        out.append(f"- {claim.text}: **{word}** ({detail}).")
-    out += list(extra)
-    out += ["", "A difference counts when the means differ by more than the sum of the two seed standard deviations "
-            "(FID analogue). **holds**: every comparison goes the paper's way beyond that spread; **matches**: none "
-            "goes against it, some are equal within error; **does not hold**: at least one goes against it."]
+    for a, b in claim.pairs:
+        if claim.direction == "worse":
+            a, b = b, a
+        kind = "noninferior" if claim.direction == "not worse" else "better"
+        fid = [[r["fid_fmnist"] for r in rows[k]["per_seed"]] for k in (a, b)]
+        margin = RELATIVE_MARGIN * float(np.mean(fid[1]))
+        out.append(compare_means(claim.text, a, b, "FID analogue", *fid, kind, margin))
+        hits = [(round(sum(r["accuracy"] * samples for r in rows[k]["per_seed"])), samples * len(rows[k]["per_seed"]))
+                for k in (a, b)]
+        out.append(compare_proportions(claim.text, a, b, "accuracy", *hits, kind, 0.05))
     return out
 
 
-def figure3_line(f3: Mapping) -> str:
+def verdict(decided: Sequence) -> str:
+    """A claim's verdict from its decided comparisons on one metric: holds if every pair holds, does not hold if
+    any pair does not, else undecided."""
+    words = [c.verdict for c in decided]
+    if "does not hold" in words:
+        return "does not hold"
+    return "holds" if words and all(w == "holds" for w in words) else "undecided"
+
+
+def figure3_comparison(f3: Mapping):
+    """Figure 3's claim (a spread-out half pins the image down more than a contiguous one: less pixel spread across
+    seeds), as a z-test of the two mean spreads over the reference images."""
+    from gtr.study.statistics import compare_estimates
     c, b = f3["checkerboard"], f3["block"]
-    if c["pixel_std_mean"] + 2 * c["pixel_std_sem"] < b["pixel_std_mean"] - 2 * b["pixel_std_sem"]:
-        word = "holds"
-    elif b["pixel_std_mean"] + 2 * b["pixel_std_sem"] < c["pixel_std_mean"] - 2 * c["pixel_std_sem"]:
-        word = "does not hold"
-    else:
-        word = "matches (equal within error)"
-    return (f"- Figure 3: a spread-out (checkerboard) half pins the image down more than a contiguous half: "
-            f"**{word}** (pixel std across seeds {c['pixel_std_mean']:.4f} ± {c['pixel_std_sem']:.4f} vs "
-            f"{b['pixel_std_mean']:.4f} ± {b['pixel_std_sem']:.4f}; ± standard error, a difference counts beyond "
-            "two standard errors each).")
+    return compare_estimates("Figure 3: a spread-out (checkerboard) half pins the image down more than a contiguous "
+                             "half (less pixel spread across seeds)", "checkerboard", "block", "pixel std across seeds",
+                             (c["pixel_std_mean"], c["pixel_std_sem"]), (b["pixel_std_mean"], b["pixel_std_sem"]),
+                             "better", 0.0)
+
+
+def claim_lines(claims: Sequence[Claim], rows: Mapping, samples: int, f3: Mapping | None = None) -> list[str]:
+    """One line per claim with its verdict on the FID analogue (accuracy beside it, decided on its own), every
+    comparison Holm-corrected with the others of the list (per metric), then the rule."""
+    from gtr.study.statistics import decide
+    found = [(claim, comparisons(claim, rows, samples)) for claim in claims]
+    flat = [c for _, cs in found if cs for c in cs]
+    extra = [figure3_comparison(f3)] if f3 else []
+    decided = {}
+    for metric in ("FID analogue", "accuracy"):
+        group = [c for c in flat if c.metric == metric] + (extra if metric == "FID analogue" else [])
+        decided.update({id(c): d for c, d in zip(group, decide(group))})
+    out = []
+    for claim, cs in found:
+        if cs is None:
+            out.append(f"- {claim.text}: **not measured yet**.")
+            continue
+        fid = [decided[id(c)] for c in cs if c.metric == "FID analogue"]
+        acc = [decided[id(c)] for c in cs if c.metric == "accuracy"]
+        detail = "; ".join(f"{c.a} vs {c.b}: FID analogue {c.a_value:.2f} vs {c.b_value:.2f}, difference "
+                           f"{c.difference:+.2f} [{c.ci[0]:+.2f}, {c.ci[1]:+.2f}], Holm p {_p(c):.3g}" for c in fid)
+        out.append(f"- {claim.text}: **{verdict(fid)}** ({detail}); on accuracy: {verdict(acc)}.")
+    if f3:
+        c = decided[id(extra[0])]
+        out.append(f"- {c.claim}: **{c.verdict}** ({c.a_value:.4f} vs {c.b_value:.4f}, difference "
+                   f"{c.difference:+.4f} [{c.ci[0]:+.4f}, {c.ci[1]:+.4f}], z-test over the reference images, "
+                   f"Holm p {_p(c):.3g}).")
+    out += ["", "Rule (the scenes study's, gtr/study/statistics.py): each pair is a one-sided test at 5 %, "
+            "Holm-corrected over every comparison of this list (per metric). FID analogue: Welch's t-test over the "
+            f"seeds; accuracy: the two-proportion z-test over images. Differences are positive when the claim's "
+            f"side is better. A \"keeps quality\" claim holds when its side is shown to be worse by less than the "
+            f"margin ({RELATIVE_MARGIN:.0%} of the compared row's FID analogue; 5 points of accuracy), and does not "
+            "hold when it is shown to be worse by more; a \"beats\" claim holds when its side is shown to be "
+            "better at all, and does not hold when its advantage is shown to be below the margin. Otherwise "
+            "**undecided**: the data cannot tell. A claim holds when all its pairs hold, and does not hold when any "
+            "does not."]
+    return out
+
+
+def _p(c) -> float:
+    return c.p_fails_holm if c.verdict == "does not hold" else c.p_holds_holm
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -673,7 +703,8 @@ def report(bed: Testbed, state: dict, out: Path) -> str:
     """Write ``<out>.md`` and the speed-quality plot from the measured state; returns the Markdown."""
     rows = state["rows"]
     lines, cpu, timed = _header(state, bed)
-    f3_line = [figure3_line(state["figure3"])] if "figure3" in state else []
+    f3 = state.get("figure3")
+    samples = state["settings"]["samples"]
     if bed.paper_tables:
         premise = sorted((r for r in bed.rows if r.group in ("baseline", "attempt") and r.key in rows),
                          key=lambda r: (r.group != "baseline", -rows[r.key]["ar_steps"]))
@@ -684,12 +715,12 @@ def report(bed: Testbed, state: dict, out: Path) -> str:
                   "\"premise attempt 1\"); attempt 2, the testbed's setting since (the model config's default_cfg "
                   "1.0, so every paper config runs unguided), runs them without guidance.", ""]
         lines += _all_rows_table(bed, {k: rows[k] for k in premise}, cpu, timed)
-        lines += ["", "## The paper's claims at this scale", ""] + claim_lines(bed.claims, rows, f3_line)
+        lines += ["", "## The paper's claims at this scale", ""] + claim_lines(bed.claims, rows, samples, f3)
         lines += [""] + _paper_tables(bed, rows, cpu)
         lines += ["", "## Every row measured", ""] + _all_rows_table(bed, rows, cpu, timed)
     else:
         lines += [""] + _all_rows_table(bed, rows, cpu, timed)
-        lines += ["", "## The paper's claims at this scale", ""] + claim_lines(bed.claims, rows, f3_line)
+        lines += ["", "## The paper's claims at this scale", ""] + claim_lines(bed.claims, rows, samples, f3)
     if "figure3" in state:
         f3 = state["figure3"]
         lines += ["", "## Figure 3: what a half-decoded image pins down", "",

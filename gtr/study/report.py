@@ -106,7 +106,8 @@ def _claims_table(decided: Sequence[Mapping]) -> list[str]:
         pct = c["metric"] == "exact validity"
         f = (lambda v: f"{v:+.1%}") if pct else (lambda v: f"{v:+.2f}")
         value = (lambda v: f"{v:.1%}") if pct else (lambda v: f"{v:.2f}")
-        kind = f"non-inferiority, margin {c['margin']:.0%}" if c["kind"] == "noninferior" else "superiority"
+        margin = f"{c['margin']:.0%}" if pct else f"{c['margin']:g}"
+        kind = f"{'non-inferiority' if c['kind'] == 'noninferior' else 'superiority'}, margin {margin}"
         p = c["p_holds_holm"] if c["verdict"] != "does not hold" else c["p_fails_holm"]
         out.append(f"| {c['claim']} | {c['a']} vs {c['b']} | {c['metric']} | {value(c['a_value'])} | "
                    f"{value(c['b_value'])} | {f(c['difference'])} [{f(c['ci'][0])}, {f(c['ci'][1])}] | "
@@ -153,8 +154,9 @@ def report(study: Mapping, path: Path) -> str:
              "Validity is the exact scorer's verdict per image (gtr/eval/scenes.py); FID/KID (scenes) are "
              "analogues in the features of the scenes classifier against the 10,000 test scenes.", "",
              f"Verdicts: **holds** / **does not hold** / **undecided** from one-sided tests at 5 %, Holm-corrected "
-             f"within each table; \"keeps quality\" claims are non-inferiority tests with a margin of "
-             f"{MARGIN:.0%} of validity; \"beats\" claims are superiority tests. Validity compares images "
+             f"within each table. \"Keeps quality\" claims are non-inferiority tests (they do not hold when a is worse "
+             f"by more than {MARGIN:.0%} of validity); \"beats\" claims are superiority tests (they hold when a is "
+             f"better at all, and do not hold when a's advantage is shown to be below {MARGIN:.0%}). Validity compares images "
              "(two-proportion z-test, Newcombe interval); the FID analogue compares seeds (Welch).", ""]
     runs = state.get("runs", [])
     if runs:

@@ -29,7 +29,9 @@ from gtr.errors import GtRError
 from gtr.study.statistics import Comparison, compare_means, compare_proportions, decide, premise_gate
 
 MODEL = "mar_scenes"
-MARGIN = 0.05  # non-inferiority margin of "keeps quality" claims: 5 points of exact validity
+# The margin of exact validity: a "keeps quality" claim (non-inferiority) does not hold when a is worse by more than
+# 5 points; a "beats" claim holds when a is better at all, and does not hold when a's advantage is below 5 points.
+MARGIN = 0.05
 UNGUIDED = {"cfg": 1.0}
 
 
@@ -247,7 +249,7 @@ def compare(claim: Claim, rows: Mapping, metric: str = "valid") -> Comparison | 
         return None
     if metric == "valid":
         return compare_proportions(claim.text, claim.a, claim.b, "exact validity", counts(a), counts(b), claim.kind,
-                                   MARGIN if claim.kind == "noninferior" else 0.0)
+                                   MARGIN)
     values = [[s[metric] for s in r["per_seed"]] for r in (a, b)]
     if min(map(len, values)) < 2:
         return None

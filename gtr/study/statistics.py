@@ -14,7 +14,7 @@ Metrics: a proportion of images (validity of the exact scorer, class accuracy) c
 z-test (Wald, shifted by the margin) with Newcombe's hybrid-score interval for the difference; a per-seed metric
 (an FID analogue, KID) by Welch's t-test over seeds. "Better" means higher for a proportion, and is stated per
 metric for the per-seed ones (lower FID is better). Differences are always a - b in the metric's own direction
-(positive = a better). Each table's claims are Holm-corrected together, for "holds" and "does not hold" alike.
+(positive = a better); two means with their standard errors over many units by a z-test. Each table's claims are Holm-corrected together, for "holds" and "does not hold" alike.
 
 Numpy and scipy only: importable and testable without torch.
 """
@@ -125,6 +125,21 @@ def compare_means(claim: str, a: str, b: str, metric: str, a_values: Sequence[fl
                       p_holds, p_fails)
 
 
+def compare_estimates(claim: str, a: str, b: str, metric: str, a_estimate: tuple[float, float],
+                      b_estimate: tuple[float, float], kind: str, margin: float = 0.0,
+                      higher_is_better: bool = False) -> Comparison:
+    """A claim on two independent estimates given as (mean, standard error), each over many units (e.g. a spread
+    averaged over 100 images): the z-test of their difference."""
+    _check(kind, margin)
+    (ma, sa), (mb, sb) = a_estimate, b_estimate
+    d = (ma - mb) if higher_is_better else (mb - ma)
+    se = math.sqrt(sa * sa + sb * sb)
+    half = stats.norm.ppf(0.975) * se
+    p_holds, p_fails = _one_sided(d, se, kind, margin, stats.norm)
+    return Comparison(claim, a, b, metric, kind, margin, float(ma), float(mb), float(d), (d - half, d + half),
+                      "z-test of two means (standard errors over units)", p_holds, p_fails)
+
+
 def holm(pvalues: Sequence[float]) -> np.ndarray:
     """Holm's step-down adjusted p-values (same order as given)."""
     p = np.asarray(pvalues, float)
@@ -161,5 +176,6 @@ def premise_gate(k64: int, n64: int, k8: int, n8: int, min_drop: float = 0.10, m
             "rule": f"drop >= {min_drop:.0%} with its 95 % CI above 0, and 64-step validity >= {min_valid:.0%}"}
 
 
-__all__ = ["ALPHA", "CLAIMS", "Comparison", "VERDICTS", "compare_means", "compare_proportions", "decide", "holm",
+__all__ = ["ALPHA", "CLAIMS", "Comparison", "VERDICTS", "compare_estimates", "compare_means", "compare_proportions",
+           "decide", "holm",
            "newcombe", "premise_gate", "wilson"]
