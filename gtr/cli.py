@@ -103,11 +103,13 @@ def score(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="gtr-score", description=score.__doc__.split(":", 1)[1].strip())
     parser.add_argument("images", type=Path, help="a folder of .png/.jpg images or an .npz with arr_0 [N, H, W, 3]")
     parser.add_argument("--reference", help="adm_in256 (official ImageNet-256 statistics), an .npz of mu/sigma, a "
-                                            "folder of reference images, or fashion_mnist:<split> "
-                                            "(fashion_mnist32:<split>: resized to 32 px)")
-    parser.add_argument("--extractor", default="inception", choices=["inception", "fmnist"],
-                        help="inception: FID/IS (torch-fidelity's Inception-v3); fmnist: the Fashion-MNIST analogues")
-    parser.add_argument("--labels", type=Path, help=".npy of class labels, one per image (fmnist: class accuracy)")
+                                            "folder of reference images, fashion_mnist:<split> "
+                                            "(fashion_mnist32:<split>: resized to 32 px) or scenes:<split>")
+    parser.add_argument("--extractor", default="inception", choices=["inception", "fmnist", "scenes"],
+                        help="inception: FID/IS (torch-fidelity's Inception-v3); fmnist / scenes: the analogues of "
+                             "the Fashion-MNIST / scenes testbeds")
+    parser.add_argument("--labels", type=Path, help=".npy of class labels, one per image (fmnist, scenes: class "
+                                                    "accuracy; scenes: exact validity)")
     parser.add_argument("--save-stats", type=Path, help="write the images' FID statistics here instead of scoring")
     parser.add_argument("--out", type=Path, help="also write the scores as JSON here")
     parser.add_argument("--batch-size", type=int, default=200)

@@ -194,6 +194,11 @@ def render_batches(model, sampler: Schedule, tokenizer: LatentTokenizer, batches
             condition = condition.to(device)
         latents = sample(model, sampler, condition, seed=seed, image_ids=ids, rng=rng, precision=precision,
                          cache=cache, num_images=len(ids), mode=mode)
+        if not torch.isfinite(latents).all():  # never a black PNG or a meaningless score from NaN/inf
+            settings = ", ".join(f"{k}={getattr(sampler, k)}" for k in ("cfg", "temperature") if hasattr(sampler, k))
+            raise GtRError(f"sampling gave non-finite latents for images {ids[0]}-{ids[-1]} (sampler "
+                           f"{sampler.name}: {settings}, precision {precision}); nothing was written for them: check "
+                           "the sampler settings and the weights (fp16 can overflow: try precision=bf16 or fp32)")
         with autocast(device, precision):
             images = to_uint8(tokenizer.decode(latents))
         yield ids, images

@@ -107,6 +107,8 @@ def test_bad_input_is_one_line(tmp_path, capsys):
     assert "seed must be an integer >= 0, got -1" in in_process_error(capsys, "seed=-1", out)
     assert "too large for rng=official" in in_process_error(capsys, "seed=4294967296", "rng=official", out)
     assert "cfg=-1.0 is negative" in in_process_error(capsys, "sampler.cfg=-1.0", out)
+    assert "cfg=nan is not a finite number" in in_process_error(capsys, "sampler.cfg=nan", out)
+    assert "temperature=inf is not a finite number" in in_process_error(capsys, "sampler.temperature=inf", out)
     assert "batch_size must be an integer >= 1, got 0" in in_process_error(capsys, "batch_size=0", out)
     assert "images_per_class: '2.5' is not an integer" in in_process_error(capsys, "images_per_class=2.5", out)
     assert "images_per_class must be an integer >= 1" in in_process_error(capsys, "images_per_class=0", out)
@@ -194,3 +196,17 @@ def test_unconditional_grid(tmp_path):
                   "model.random_init=true", f"output_dir={out}")
     assert sample_to_folder(cfg) == out / "grid.png"
     assert sorted(p.name for p in (out / "images").glob("*.png")) == ["00000.png", "00001.png", "00002.png"]
+
+
+def test_non_finite_samples_never_reach_a_png(tmp_path, capsys, monkeypatch):
+    """A batch whose latents are not finite (overflow, broken weights) stops the run with one line, before its PNGs."""
+    import gtr.pipeline
+    real = gtr.pipeline.sample
+
+    def poisoned(*args, **kwargs):
+        latents = real(*args, **kwargs)
+        return latents.index_fill(0, torch.tensor([0]), float("nan"))
+    monkeypatch.setattr(gtr.pipeline, "sample", poisoned)
+    message = in_process_error(capsys, f"output_dir={tmp_path / 'out'}", "classes=[1]", "images_per_class=2")
+    assert "non-finite latents for images 0-1" in message and "sampler mar" in message
+    assert not list((tmp_path / "out").rglob("*.png"))

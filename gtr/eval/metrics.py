@@ -1,7 +1,8 @@
 """Scoring a folder of generated PNGs: FID against reference statistics (an .npz with ``mu``/``sigma``, or a
 folder of reference images, or a Fashion-MNIST split) and IS, through :mod:`gtr.eval.fid` with the extractor the
-model's config names (``inception``: torch-fidelity's Inception-v3, the paper's metric; ``fmnist``: the project's
-classifier, whose numbers are the analogues and are always labelled so)."""
+model's config names (``inception``: torch-fidelity's Inception-v3, the paper's metric; ``fmnist`` and ``scenes``: the
+project's classifiers, whose numbers are the analogues and are always labelled so; on scenes the exact validity of
+each image against its class is reported too)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,12 +23,23 @@ def png_batches(paths: list[Path], batch_size: int = 200) -> Iterator[torch.Tens
         yield torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths[start:start + batch_size]]))
 
 
-EXTRACTORS = ("inception", "fmnist")
+EXTRACTORS = ("inception", "fmnist", "scenes")
 
 
 def check_extractor(name: str) -> None:
     if name not in EXTRACTORS:
-        raise GtRError(f"unknown feature extractor {name!r}: use metrics.extractor=inception or fmnist")
+        raise GtRError(f"unknown feature extractor {name!r}: use metrics.extractor=inception, fmnist or scenes")
+
+
+def scenes_split(reference: str) -> str | None:
+    """``scenes:<split>`` (a generated split of gtr.data.scenes) -> the split; None for any other reference."""
+    head, _, split = str(reference).partition(":")
+    if head != "scenes":
+        return None
+    from gtr.data.scenes import SPLIT_SIZES
+    if split not in SPLIT_SIZES:
+        raise GtRError(f"unknown scenes reference {reference!r}: use scenes:{' or scenes:'.join(SPLIT_SIZES)}")
+    return split
 
 
 # Reference statistics known by name: resolved like weights (official layout under weights.root, downloaded when
@@ -55,12 +67,19 @@ def make_extractor(name: str, cfg, device: torch.device):
         from gtr.eval.inception import InceptionExtractor
         return InceptionExtractor(cfg.metrics.get("inception"), root=cfg.weights.root, download=cfg.weights.download,
                                   device=device)
+    if name == "scenes":
+        from gtr.eval.scenes import SceneExtractor
+        from gtr.eval.scenes import load_classifier as scenes_classifier
+        return SceneExtractor(scenes_classifier(cfg.metrics.get("classifier"), cfg.weights.root, device=device))
     from gtr.eval.fashion import FashionExtractor, load_classifier
     return FashionExtractor(load_classifier(cfg.metrics.get("classifier"), device=device))
 
 
 def reference_stats(reference: str, extractor, cfg) -> dict[str, np.ndarray]:
     check_reference(reference)
+    if scenes_split(reference):
+        from gtr.eval.scenes import reference_features
+        return statistics(reference_features(extractor, scenes_split(reference)))
     fashion = parse_reference(reference)
     if fashion:
         from gtr.eval.fashion import reference_statistics
@@ -80,7 +99,10 @@ def preflight(cfg) -> None:
     check_reference(reference)
     check_extractor(cfg.metrics.extractor)
     fashion = parse_reference(reference)
-    if fashion:
+    if scenes_split(reference):
+        from gtr.weights import WEIGHTS, resolve
+        resolve(WEIGHTS["scenes_classifier"], cfg.metrics.get("classifier"), cfg.weights.root, download=False)
+    elif fashion:
         from gtr.data import FashionMNIST
         FashionMNIST(fashion[0], cfg.metrics.get("data_root"))  # the split's files must be there
     elif not reference_file(reference, cfg).is_dir():
@@ -104,15 +126,29 @@ def score_batches(batches: Iterable[torch.Tensor], num_images: int, cfg, device:
     ``cfg.metrics`` says (extractor, reference)."""
     extractor = make_extractor(cfg.metrics.extractor, cfg, device)
     reference = reference_stats(cfg.metrics.reference, extractor, cfg)
+    exact = []
+    if cfg.metrics.extractor == "scenes" and labels is not None:  # the exact scorer reads every image as it passes
+        from gtr.eval.scenes import score
+
+        def scored(batches, done=0):
+            for batch in batches:
+                exact.append(score(batch.numpy(), labels[done:done + len(batch)]))
+                done += len(batch)
+                yield batch
+        batches = scored(batches)
     features, logits = extract(extractor, batches, num_images, progress=cfg.progress)
     num_images = len(features)
     fid = frechet_distance(statistics(features), reference)
     splits = min(10, num_images)
     is_mean, is_std = inception_score(logits, splits=splits)
-    analogue = cfg.metrics.extractor != "inception"
+    analogue = "" if cfg.metrics.extractor == "inception" else f"_{cfg.metrics.extractor}"
     result = {"extractor": extractor.name, "reference": str(cfg.metrics.reference),
-              "fid_fmnist" if analogue else "fid": fid, "is_fmnist" if analogue else "is": is_mean,
-              "is_std": is_std, "is_splits": splits}
+              f"fid{analogue}": fid, f"is{analogue}": is_mean, "is_std": is_std, "is_splits": splits}
     if analogue and labels is not None:
         result["accuracy"] = float((logits.argmax(1).numpy() == labels).mean())
+    if exact:
+        valid = np.concatenate([e.valid for e in exact])
+        result["valid"], result["validity"] = int(valid.sum()), float(valid.mean())
+        for kind in exact[0].failures:
+            result[f"fail_{kind}"] = float(np.concatenate([e.failures[kind] for e in exact]).mean())
     return result

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import math
 import types
 import typing
 
@@ -43,6 +44,15 @@ def _fits(value, annotation) -> bool:
     return True  # tensors and other objects: the class checks them
 
 
+def _finite(value) -> bool:
+    """Whether every float in an option's value (a number or a sequence of them) is finite (no NaN, no inf)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, collections.abc.Sequence) and not isinstance(value, (str, bytes)):
+        return all(_finite(v) for v in value)
+    return True
+
+
 def _build(kind: str, registry: dict, name: str, options: dict):
     if name not in registry:
         hint = " (LazyMAR is a cache: build_cache('lazymar') with any sampler)" if name == "lazymar" else ""
@@ -58,6 +68,8 @@ def _build(kind: str, registry: dict, name: str, options: dict):
         if not _fits(value, hints[key]):
             wanted = hints[key].__name__ if isinstance(hints[key], type) else str(hints[key]).replace("typing.", "")
             raise GtRError(f"{kind} {name!r}: {key}={value!r} is not a valid {wanted}")
+        if not _finite(value):
+            raise GtRError(f"{kind} {name!r}: {key}={value!r} is not a finite number; give a finite value")
     return cls(**options)
 
 
