@@ -158,3 +158,21 @@ def test_batch_size_must_be_a_positive_integer():
     for bad in (0, -4, 2.5, True):
         with pytest.raises(GtRError, match="train.batch_size must be an integer >= 1"):
             EpochSampler(100, bad, 0)
+
+
+def test_scenes_jobs_train_on_generated_scenes_and_export_loadable_weights(tmp_path):
+    """The scenes testbed's three jobs on a few generated images (train.limit): the RGB tokenizer gives 4x16x16
+    latents of 32x32 scenes, MAR trains on them and loads as mar_scenes, the classifier has 12 classes."""
+    common = ["progress=false", "train.steps=2", "train.batch_size=8", "train.log_every=1", "train.limit=64"]
+    cfg = compose_config("train=tokenizer_scenes", f"out_dir={tmp_path / 'tok'}", *common, name="train")
+    vae_path = JOBS["tokenizer"](cfg)
+    tok = load_tokenizer("scenes_vae", vae_path)
+    assert tok.encode(torch.zeros(2, 3, 32, 32)).shape == (2, 4, 16, 16)
+    cfg = compose_config("train=mar_scenes", f"out_dir={tmp_path / 'mar'}", f"train.tokenizer.checkpoint={vae_path}",
+                         *common, name="train")
+    from gtr.models import load_mar
+    model = load_mar("mar_scenes", JOBS["mar"](cfg))
+    assert model.seq_h == 16 and model.config.class_num == 12
+    cfg = compose_config("train=classifier_scenes", f"out_dir={tmp_path / 'cls'}", *common, name="train")
+    from gtr.eval.scenes import load_classifier
+    assert load_classifier(JOBS["classifier"](cfg)).head.out_features == 12
