@@ -176,3 +176,19 @@ def test_scenes_jobs_train_on_generated_scenes_and_export_loadable_weights(tmp_p
     cfg = compose_config("train=classifier_scenes", f"out_dir={tmp_path / 'cls'}", *common, name="train")
     from gtr.eval.scenes import load_classifier
     assert load_classifier(JOBS["classifier"](cfg)).head.out_features == 12
+
+
+def test_a_resume_under_other_settings_is_refused(tmp_path):
+    """train.lr, train.batch_size, the seed ... changed between a stop and its resume: one line naming the change;
+    the options that change no result (checkpoint_every, log_every) may change."""
+    common = [f"data.root={SUBSET}", "progress=false", "train.steps=2", "train.batch_size=16", "train.log_every=1"]
+    out = f"out_dir={tmp_path}"
+    JOBS["classifier"](compose_config("train=classifier", out, *common, name="train"))
+    for change, named in (("train.lr=0.5", "train.lr"), ("seed=3", "seed"), ("train.batch_size=8", "train.batch_size")):
+        cfg = compose_config("train=classifier", out, *common, change, name="train")
+        with pytest.raises(GtRError, match=f"cannot resume .* under other settings \\({named}: .*set resume=false"):
+            JOBS["classifier"](cfg)
+    cfg = compose_config("train=classifier", out, *common, "train.steps=3", "train.log_every=2", name="train")
+    with pytest.raises(GtRError, match="train.steps: 2 -> 3"):
+        JOBS["classifier"](cfg)
+    JOBS["classifier"](compose_config("train=classifier", out, *common, "train.checkpoint_every=7", name="train"))

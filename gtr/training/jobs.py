@@ -53,12 +53,25 @@ def _data(cfg, split: str = "train", limit: bool = True) -> tuple[torch.Tensor, 
     return images, labels
 
 
+# Options that change no result: a resume may change them.
+FREE_OPTIONS = ("checkpoint_every", "log_every")
+
+
+def resume_settings(cfg) -> dict[str, Any]:
+    """What a training run's result depends on: the job's options (``train``, less :data:`FREE_OPTIONS`) and the
+    seed; a resume under other settings is refused."""
+    options = {f"train.{k}": v for k, v in OmegaConf.to_container(cfg.train, resolve=True).items()
+               if k not in FREE_OPTIONS}
+    return {**options, "seed": cfg.seed}
+
+
 def _trainer(model: torch.nn.Module, cfg, wandb_run) -> Trainer:
     t = cfg.train
     trainer = Trainer(model, cfg.out_dir, total_steps=t.steps, lr=t.lr, warmup_steps=t.warmup_steps,
                       weight_decay=t.weight_decay, betas=tuple(t.betas), grad_clip=t.grad_clip,
                       ema_decay=t.ema_decay, seed=cfg.seed, checkpoint_every=t.checkpoint_every,
-                      log_every=t.log_every, progress=cfg.progress, wandb_run=wandb_run, description=t.name)
+                      log_every=t.log_every, progress=cfg.progress, wandb_run=wandb_run, description=t.name,
+                      settings=resume_settings(cfg))
     if cfg.resume and trainer.resume():
         print(f"resumed {t.name} from {trainer.checkpoint_path} at step {trainer.step}/{t.steps}")
     return trainer

@@ -75,8 +75,11 @@ class Trainer:
                  warmup_steps: int = 0, weight_decay: float = 0.0, betas: tuple[float, float] = (0.9, 0.999),
                  grad_clip: float | None = None, ema_decay: float | None = None, seed: int = 0,
                  checkpoint_every: int = 200, log_every: int = 50, progress: bool = True, wandb_run: Any = None,
-                 description: str = "train"):
+                 description: str = "train", settings: dict | None = None):
+        """``settings``: what the run's result depends on (the job's options and seed), saved in every checkpoint
+        and checked on resume: a run never continues under other settings than it started with."""
         self.model, self.out = model, Path(out_dir)
+        self.settings = dict(settings or {})
         self.total_steps, self.lr, self.warmup = total_steps, lr, warmup_steps
         self.grad_clip, self.ema_decay, self.seed = grad_clip, ema_decay, seed
         self.checkpoint_every, self.log_every = checkpoint_every, log_every
@@ -94,7 +97,8 @@ class Trainer:
 
     def save(self) -> None:
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                 "step": torch.tensor(self.step), "history": json.dumps(self.history)}
+                 "step": torch.tensor(self.step), "history": json.dumps(self.history),
+                 "settings": json.dumps(self.settings, sort_keys=True)}
         if self.ema is not None:
             state["model_ema"] = self.ema.state_dict()
         self.out.mkdir(parents=True, exist_ok=True)
@@ -110,6 +114,12 @@ class Trainer:
             state = read_checkpoint(self.checkpoint_path)
         except GtRError as err:
             raise GtRError(f"cannot resume: {str(err).removesuffix('; re-download it')}; {fix}") from None
+        saved = json.loads(state["settings"]) if isinstance(state.get("settings"), str) else None
+        if saved is not None and saved != self.settings:
+            changed = sorted(k for k in set(saved) | set(self.settings) if saved.get(k) != self.settings.get(k))
+            what = ", ".join(f"{k}: {saved.get(k)!r} -> {self.settings.get(k)!r}" for k in changed[:3])
+            raise GtRError(f"cannot resume {self.checkpoint_path} under other settings ({what}): run it with the "
+                           f"settings it started with, or {fix}")
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
