@@ -2,7 +2,6 @@
 toy study in its reduced mode."""
 import gzip
 import json
-import subprocess
 import sys
 
 import numpy as np
@@ -11,7 +10,7 @@ import scipy.linalg
 import torch
 
 import gtr
-from conftest import DATA, REPO, write_random_inception
+from conftest import DATA, REPO, load_script, write_random_inception
 from gtr.data import FashionMNIST, fashion_mnist, read_idx
 from gtr.errors import GtRError
 from gtr.eval.fashion import FashionExtractor, load_classifier, reference_statistics, score
@@ -125,12 +124,17 @@ def test_shipped_models_generate_recognisable_classes():
     assert accuracy >= 0.6, accuracy
 
 
-def test_toy_study_reduced_mode(tmp_path):
+def test_toy_study_reduced_mode(tmp_path, monkeypatch):
+    """The script's three uses, in this process (its main, as the command line calls it)."""
+    study = load_script("toy_study")
     out = tmp_path / "toy_study"
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "toy_study.py"), "--quick", "--rows", "mar_16",
-                           "gtr_10", "--samples", "20", "--figure3-images", "4", "--out", str(out),
-                           "--data-root", str(SUBSET)], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def toy_study(*args):
+        monkeypatch.setattr(sys, "argv", ["toy_study.py", "--quick", "--rows", "mar_16", "gtr_10", "--samples", "20",
+                                          "--out", str(out), *args])
+        study.main()
+
+    toy_study("--figure3-images", "4", "--data-root", str(SUBSET))
     report = out.with_suffix(".md").read_text()
     assert "GtR (6, 2, 2)" in report and "checkerboard" in report
     assert (tmp_path / "toy_study_speed_quality.png").is_file() and (tmp_path / "toy_study_figure3.png").is_file()
@@ -139,20 +143,14 @@ def test_toy_study_reduced_mode(tmp_path):
     state = json.loads(out.with_suffix(".json").read_text())
     state["settings"]["device"] = "cuda"
     out.with_suffix(".json").write_text(json.dumps(state))
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "toy_study.py"), "--quick", "--rows", "mar_16",
-                           "gtr_10", "--samples", "20", "--out", str(out), "--device", "cuda", "--cpu-timing", "3"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    toy_study("--device", "cuda", "--cpu-timing", "3")
     timed = json.loads(out.with_suffix(".json").read_text())
     assert all(timed["rows"][k]["cpu_s_per_image"] > 0 for k in ("mar_16", "gtr_10"))
     assert timed["rows"]["gtr_10"]["per_seed"] == state["rows"]["gtr_10"]["per_seed"]
     assert "speed (CPU time)" in out.with_suffix(".md").read_text()
 
     # --retime: every row timed again in one pass, side by side, quality untouched
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "toy_study.py"), "--quick", "--rows", "mar_16",
-                           "gtr_10", "--samples", "20", "--out", str(out), "--retime", "--cpu-timing", "2"],
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    toy_study("--retime", "--cpu-timing", "2")
     again = json.loads(out.with_suffix(".json").read_text())
     assert again["cpu_timing"]["images"] == 2 and all("cpu_s_per_image" in r for r in again["rows"].values())
     assert again["rows"]["gtr_10"]["per_seed"] == state["rows"]["gtr_10"]["per_seed"]
