@@ -62,3 +62,12 @@ def test_premise_gate():
     assert not premise_gate(1200, 2000, 600, 2000)["passed"]  # 64-step samples valid only 60 % of the time
     with pytest.raises(ValueError, match="claim kind"):
         compare_proportions("x", "a", "b", "v", (1, 2), (1, 2), "matches")
+
+
+def test_rates_of_zero_or_one_never_decide_from_nothing():
+    """0 of 6 against 0 of 6 (or all valid): a zero standard error must not make a claim certain."""
+    for counts in ((0, 6), (6, 6)):
+        for kind in ("noninferior", "better"):
+            assert _verdict(compare_proportions("c", "a", "b", "validity", counts, counts, kind, 0.05)) == "undecided"
+    # with many images the same rates are decided
+    assert _verdict(compare_proportions("c", "a", "b", "validity", (0, 3000), (0, 3000), "noninferior", 0.05)) == "holds"

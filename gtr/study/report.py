@@ -106,7 +106,7 @@ def _claims_table(decided: Sequence[Mapping]) -> list[str]:
         pct = c["metric"] == "exact validity"
         f = (lambda v: f"{v:+.1%}") if pct else (lambda v: f"{v:+.2f}")
         value = (lambda v: f"{v:.1%}") if pct else (lambda v: f"{v:.2f}")
-        margin = f"{c['margin']:.0%}" if pct else f"{c['margin']:g}"
+        margin = f"{c['margin'] * 100:.0f} points" if pct else f"{c['margin']:g}"
         kind = f"{'non-inferiority' if c['kind'] == 'noninferior' else 'superiority'}, margin {margin}"
         p = c["p_holds_holm"] if c["verdict"] != "does not hold" else c["p_fails_holm"]
         out.append(f"| {c['claim']} | {c['a']} vs {c['b']} | {c['metric']} | {value(c['a_value'])} | "
@@ -155,12 +155,14 @@ def report(study: Mapping, path: Path) -> str:
              "analogues in the features of the scenes classifier against the 10,000 test scenes.", "",
              f"Verdicts: **holds** / **does not hold** / **undecided** from one-sided tests at 5 %, Holm-corrected "
              f"within each table. \"Keeps quality\" claims are non-inferiority tests (they do not hold when a is worse "
-             f"by more than {MARGIN:.0%} of validity); \"beats\" claims are superiority tests (they hold when a is "
-             f"better at all, and do not hold when a's advantage is shown to be below {MARGIN:.0%}). Validity compares images "
+             f"by more than {MARGIN * 100:.0f} points of validity); \"beats\" claims are superiority tests (they hold "
+             f"when a is better at all, and do not hold when a's advantage is shown to be below {MARGIN * 100:.0f} "
+             "points). Validity compares images "
              "(two-proportion z-test, Newcombe interval); the FID analogue compares seeds (Welch).", ""]
     runs = state.get("runs", [])
     if runs:
-        lines += ["Runs: " + "; ".join(f"`{r['command']}` on {r['device']} ({r['mode']})" for r in runs[-3:]), ""]
+        distinct = list(dict.fromkeys(f"`{r['command']}` on {r['device']} ({r['mode']})" for r in runs))
+        lines += ["Runs (the last three): " + "; ".join(distinct[-3:]), ""]
     lines += _premise_lines(study)
     lines += _rows_table(rows, [r.key for r in ROWS if r.table in ("premise", "cfg")],
                          "Premise and guidance rows")
@@ -198,7 +200,7 @@ def plot_frontier(rows: Mapping, path: Path) -> bool:
                 and "cfg" not in row.overrides:
             k, n = counts(r)
             lo, hi = wilson(k, n)
-            points[row.family].append((r["gflops"], k / n, k / n - lo, hi - k / n))
+            points[row.family].append((r["gflops"], k / n, max(0.0, k / n - lo), max(0.0, hi - k / n)))
     if not any(points.values()):
         return False
     plt = _pyplot()

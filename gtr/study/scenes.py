@@ -32,6 +32,7 @@ MODEL = "mar_scenes"
 # The margin of exact validity: a "keeps quality" claim (non-inferiority) does not hold when a is worse by more than
 # 5 points; a "beats" claim holds when a is better at all, and does not hold when a's advantage is below 5 points.
 MARGIN = 0.05
+FID_MARGIN = 0.05  # of the compared row's FID analogue: the same margin for the FID comparisons beside validity
 UNGUIDED = {"cfg": 1.0}
 
 
@@ -181,6 +182,8 @@ def measure(keys: Sequence[str], *, study: dict, path: Path, samples: int, seeds
             device: str = "cpu", mode: str = "eager", checkpoint: str | None = None, command: str = "") -> None:
     """Measure the missing seeds of the rows ``keys`` into ``study["current"]``, saving ``study`` to ``path`` after
     every seed."""
+    if not keys:
+        return
     import torch
 
     from gtr.data.scenes import NUM_CLASSES
@@ -253,7 +256,8 @@ def compare(claim: Claim, rows: Mapping, metric: str = "valid") -> Comparison | 
     values = [[s[metric] for s in r["per_seed"]] for r in (a, b)]
     if min(map(len, values)) < 2:
         return None
-    return compare_means(claim.text, claim.a, claim.b, metric, *values, claim.kind, 0.0, higher_is_better=False)
+    margin = FID_MARGIN * float(np.mean(values[1]))
+    return compare_means(claim.text, claim.a, claim.b, metric, *values, claim.kind, margin, higher_is_better=False)
 
 
 def frontier_claims(rows: Mapping) -> list[Claim]:

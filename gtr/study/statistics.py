@@ -10,8 +10,8 @@ A claim compares a row ``a`` (the paper's method) with a row ``b`` (what it is c
   the one-sided test of "a worse by less than the margin" rejects; **does not hold** when the one-sided test of
   "a worse by more than the margin" rejects; **undecided** otherwise.
 
-Metrics: a proportion of images (validity of the exact scorer, class accuracy) compared by the unpooled two-proportion
-z-test (Wald, shifted by the margin) with Newcombe's hybrid-score interval for the difference; a per-seed metric
+Metrics: a proportion of images (validity of the exact scorer, class accuracy) compared by the two-proportion z-test
+(Wald with Agresti-Caffo's standard error, shifted by the margin) with Newcombe's hybrid-score interval for the difference; a per-seed metric
 (an FID analogue, KID) by Welch's t-test over seeds. "Better" means higher for a proportion, and is stated per
 metric for the per-seed ones (lower FID is better). Differences are always a - b in the metric's own direction
 (positive = a better); two means with their standard errors over many units by a z-test. Each table's claims are Holm-corrected together, for "holds" and "does not hold" alike.
@@ -99,10 +99,13 @@ def compare_proportions(claim: str, a: str, b: str, metric: str, a_counts: tuple
     _check(kind, margin)
     (k1, n1), (k2, n2) = a_counts, b_counts
     p1, p2 = k1 / n1, k2 / n2
-    se = math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
+    # Agresti-Caffo: the standard error of proportions with one success and one failure added to each group, so
+    # that rates of 0 or 1 (every image valid, or none) do not give a zero standard error and a certain verdict.
+    q1, q2 = (k1 + 1) / (n1 + 2), (k2 + 1) / (n2 + 2)
+    se = math.sqrt(q1 * (1 - q1) / (n1 + 2) + q2 * (1 - q2) / (n2 + 2))
     p_holds, p_fails = _one_sided(p1 - p2, se, kind, margin, stats.norm)
     return Comparison(claim, a, b, metric, kind, margin, p1, p2, p1 - p2, newcombe(k1, n1, k2, n2),
-                      "two-proportion z-test (unpooled)", p_holds, p_fails)
+                      "two-proportion z-test (Agresti-Caffo)", p_holds, p_fails)
 
 
 def compare_means(claim: str, a: str, b: str, metric: str, a_values: Sequence[float], b_values: Sequence[float],
