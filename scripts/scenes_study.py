@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    from gtr.study.scenes import PREMISE, ROW, TABLES, load_state, measure, model_id, premise, rows_of
+    from gtr.study.scenes import (GRID_ROWS, PREMISE, ROW, TABLES, load_state, measure, model_id, premise, rows_of,
+                                  sample_grid)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", nargs="+", default=list(TABLES), choices=TABLES, help="tables to measure")
     parser.add_argument("--rows", nargs="+", default=None, help="row keys (instead of --tables)")
@@ -67,6 +68,8 @@ def main() -> None:
                 else:
                     print("the premise gate has not passed (see the report): the other rows were not run "
                           "(--tables premise measures it; --ignore-gate runs them anyway)", file=sys.stderr)
+            sample_grid(GRID_ROWS, state=study["current"], path=args.out.with_name(f"{args.out.name}_samples.png"),
+                        device=args.device, checkpoint=args.checkpoint)
         from gtr.files import write_json
         write_json(path, study)
         report(study, args.out.with_suffix(".md"))

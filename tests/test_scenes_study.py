@@ -85,3 +85,15 @@ def test_report_lists_tables_and_verdicts(tmp_path):
     assert "## Table 1" in text and "**holds**" in text and "| +Halton |" in text
     assert "Gate: not passed" in text  # the unguided rows are missing
     assert (tmp_path / "scenes_study_frontier.png").is_file()
+
+
+def test_sample_sheet_draws_labelled_rows(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from gtr.study.report import sample_sheet
+    image = np.zeros((32, 32, 3), np.uint8)
+    sample_sheet([("MAR, 64 AR steps", [(image, "valid")] * 3), ("MAR, 8 AR steps", [(image, "count +1")] * 2)],
+                 tmp_path / "sheet.png")
+    width, height = Image.open(tmp_path / "sheet.png").size
+    assert width == 3 * (96 + 4) + 4 and height == 2 * (16 + 96 + 14 + 4) + 4

@@ -178,6 +178,9 @@ def report(study: Mapping, path: Path) -> str:
                          "GtR's hyperparameters around GtR-16")
     if plot_frontier(rows, path.with_name(f"{path.stem}_frontier.png")):
         lines += ["![validity against FLOPs](" + f"{path.stem}_frontier.png)", ""]
+    if path.with_name(f"{path.stem}_samples.png").is_file():
+        lines += ["## Samples (seed 0, one per class; captions: the exact scorer's verdict)", "",
+                  f"![samples of key rows]({path.stem}_samples.png)", ""]
     text = "\n".join(lines) + "\n"
     from gtr.files import write_text
     write_text(path, text)
@@ -227,4 +230,26 @@ def plot_frontier(rows: Mapping, path: Path) -> bool:
     return True
 
 
-__all__ = ["cells", "paper_tables", "plot_frontier", "report"]
+def sample_sheet(rows: Sequence[tuple[str, Sequence[tuple]]], path: Path, scale: int = 3) -> None:
+    """A PNG of labelled image rows: ``rows`` = [(row title, [(uint8 image [H, W, 3], caption), ...]), ...]."""
+    from PIL import Image, ImageDraw, ImageFont
+    pad, title_h, caption_h = 4, 16, 14
+    side = rows[0][1][0][0].shape[0] * scale
+    cols = max(len(items) for _, items in rows)
+    height = len(rows) * (title_h + side + caption_h + pad) + pad
+    canvas = Image.new("RGB", (cols * (side + pad) + pad, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=10)
+    y = pad
+    for title, items in rows:
+        draw.text((pad, y), title, fill="black", font=font)
+        y += title_h
+        for c, (image, caption) in enumerate(items):
+            x = pad + c * (side + pad)
+            canvas.paste(Image.fromarray(image).resize((side, side), Image.NEAREST), (x, y))
+            draw.text((x, y + side + 1), caption, fill="black" if caption == "valid" else "firebrick", font=font)
+        y += side + caption_h + pad
+    canvas.save(path)
+
+
+__all__ = ["cells", "paper_tables", "plot_frontier", "report", "sample_sheet"]

@@ -237,6 +237,47 @@ def measure(keys: Sequence[str], *, study: dict, path: Path, samples: int, seeds
         write_json(path, study)
 
 
+GRID_ROWS = ("mar", "mar_8", "gtr_16", "gtr_order_raster")  # the sample grid: 8 vs 64 steps, GtR vs raster order
+
+
+def sample_grid(keys: Sequence[str], *, state: Mapping, path: Path, device: str = "cpu",
+                checkpoint: str | None = None, per_row: int = 12) -> bool:
+    """One labelled row of ``per_row`` samples (seed 0, one per class) per measured row of ``keys``, each captioned
+    with its exact verdict ("valid", or its first failure and how many more): the failures the tables count, seen.
+    False when none of ``keys`` is measured."""
+    import torch
+
+    from gtr.data.scenes import NUM_CLASSES
+    from gtr.eval.scenes import check
+    from gtr.pipeline import (cache_from_config, compose_config, load_configured_model, load_image_tokenizer,
+                              render_batches, sampler_from_config)
+    from gtr.study.report import sample_sheet
+    keys = [k for k in keys if state["rows"].get(k, {}).get("per_seed")]
+    if not keys:
+        return False
+    torch.set_grad_enabled(False)
+    cfg = compose_config(f"model={MODEL}", *([f"model.checkpoint={checkpoint}"] if checkpoint else []))
+    dev = torch.device(device)
+    model = load_configured_model(cfg, dev)
+    tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, dev)
+    sheet = []
+    for key in keys:
+        record = state["rows"][key]
+        sampler = sampler_from_config(record["sampler"], {"clip_timestep": cfg.diffusion.clip_timestep})
+        ids = list(range(per_row))
+        _, images = next(render_batches(model, sampler, tokenizer, [ids], lambda b: balanced_labels(b, NUM_CLASSES),
+                                        seed=0, precision="fp32", cache=cache_from_config(record.get("cache"))))
+        images = images.cpu().numpy()
+        captions = []
+        for i, image in zip(ids, images):
+            outcome = check(image, i % NUM_CLASSES)
+            more = f" +{len(outcome.failures) - 1}" if len(outcome.failures) > 1 else ""
+            captions.append("valid" if outcome.valid else f"{outcome.failures[0]}{more}")
+        sheet.append((ROW[key].label, list(zip(images, captions))))
+    sample_sheet(sheet, path)
+    return True
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Deciding
 
@@ -319,5 +360,5 @@ def load_state(path: Path, model: str, settings: Mapping) -> dict:
     return stored
 
 
-__all__ = ["CLAIMS", "Claim", "FAMILIES", "MARGIN", "PREMISE", "ROW", "ROWS", "Row", "TABLES", "compare", "counts",
+__all__ = ["CLAIMS", "Claim", "FAMILIES", "GRID_ROWS", "sample_grid", "MARGIN", "PREMISE", "ROW", "ROWS", "Row", "TABLES", "compare", "counts",
            "frontier_claims", "load_state", "measure", "model_id", "premise", "rows_of", "verdicts"]
