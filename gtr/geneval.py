@@ -37,6 +37,9 @@ def load_prompts(cfg) -> list[dict]:
     if cfg.num_prompts is not None:
         if cfg.num_prompts < 1:
             raise GtRError("num_prompts must be >= 1 (or null for all prompts)")
+        if cfg.num_prompts > len(records):
+            raise GtRError(f"num_prompts={cfg.num_prompts} but the prompt file holds {len(records)}: give at most "
+                           f"{len(records)} (or null for all)")
         records = records[:cfg.num_prompts]
     return records
 
@@ -104,7 +107,7 @@ def score(cfg, scorer, device: torch.device) -> tuple[dict, str]:
     detector, colors = (part.to(device) for part in scorer)
     with tf32(cfg.geneval.tf32):
         rows = score_folder(cfg.output_dir, detector, colors, Thresholds(**cfg.geneval.thresholds),
-                            progress=cfg.progress)
+                            progress=cfg.progress, images_per_prompt=cfg.n_samples)
     summary = summarize(rows)
     (Path(cfg.output_dir) / "summary.txt").write_text(f"{detector.label}\n\n{format_summary(summary)}\n")
     return summary, detector.label
@@ -117,6 +120,8 @@ def run_geneval(cfg, sampler_config: str | None = None) -> dict:
     check_writable(out)
     check_count("n_samples", cfg.n_samples)
     check_count("batch_size", cfg.batch_size)
+    if cfg.score:
+        Thresholds(**cfg.geneval.thresholds)  # each in range, before anything is loaded or generated
     records = load_prompts(cfg) if cfg.generate else None
     runtime = Distributed(resolve_device(cfg.device))
     try:

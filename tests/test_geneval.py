@@ -110,11 +110,13 @@ def test_metadata_is_checked_and_written_untouched(tmp_path):
                    "class": {**PROMPTS[0], "include": [{"class": ["dog"], "count": 1}]},
                    "color": {**PROMPTS[0], "include": [{"class": "dog", "count": 1, "color": 1}]}}
     for field, record in wrong_types.items():
-        with pytest.raises(GtRError, match=r"meta.jsonl:2: .*" + {"prompt": "prompt must be", "tag": "tag must be",
+        with pytest.raises(GtRError, match=r"meta.jsonl:2: .*" + {"prompt": "prompt must be", "tag": "unknown tag",
                                                                   "include": "include", "clause": "include",
                                                                   "count": "count", "class": "unknown class",
                                                                   "color": "unknown colour"}[field]):
             read_metadata(write_prompts(tmp_path / "meta.jsonl", [PROMPTS[0], record]))
+    with pytest.raises(GtRError, match=r"meta.jsonl:2: unknown tag 'spelling': GenEval's tasks are single_object"):
+        read_metadata(write_prompts(tmp_path / "meta.jsonl", [PROMPTS[0], {**PROMPTS[0], "tag": "spelling"}]))
     (tmp_path / "meta.jsonl").write_bytes(b'{"tag": "single_object", "prompt": "a photo of a caf\xe9"}\n')
     with pytest.raises(GtRError, match="is not UTF-8 text"):
         read_metadata(tmp_path / "meta.jsonl")
@@ -267,6 +269,23 @@ def test_scoring_resumes_after_a_kill(tmp_path):
     assert resumed == fresh and len(calls) == 4 and not partial.exists()
     with pytest.raises(GtRError, match="no GenEval prompt folders"):
         score_folder(tmp_path / "empty", detector, colors)
+    # A missing image is refused (it would lower its prompt's denominator), before anything is scored.
+    image_path(out, 1, 1).unlink()
+    with pytest.raises(GtRError, match=r"00001/samples holds 1 images, not 2: finish the generation"):
+        score_folder(out, counting, colors, out=tmp_path / "short.jsonl", progress=False, images_per_prompt=2)
+    assert len(calls) == 4
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(score=1.5), "thresholds.score=1.5: a threshold is a number in"),
+    (dict(counting_score=-0.1), "counting_score=-0.1"),
+    (dict(position=float("nan")), "position=nan"),
+    (dict(max_objects=0), "max_objects=0: give an integer >= 1"),
+])
+def test_thresholds_are_refused_outside_their_range(options, message):
+    from gtr.eval.geneval.rules import Thresholds
+    with pytest.raises(GtRError, match=message):
+        Thresholds(**options)
 
 
 def run_script(tmp_path, out, *overrides, env=None, launcher=(sys.executable,)):
@@ -334,3 +353,16 @@ def test_geneval_script_end_to_end_and_resume(tmp_path):
     # Missing weights: one line naming the key.
     proc = run_script(tmp_path, tmp_path / "run2", f"geneval.clip_path={tmp_path / 'no_clip'}")
     assert proc.returncode == 2 and "geneval.clip_path" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_num_prompts_beyond_the_prompt_file_is_refused(tmp_path):
+    from omegaconf import OmegaConf
+
+    from gtr.geneval import load_prompts
+    path = write_prompts(tmp_path / "meta.jsonl")
+    cfg = OmegaConf.create({"geneval": {"prompts": str(path)}, "weights": {"root": str(tmp_path), "download": False},
+                            "num_prompts": len(PROMPTS)})
+    assert load_prompts(cfg) == PROMPTS
+    cfg.num_prompts = len(PROMPTS) + 1
+    with pytest.raises(GtRError, match=f"num_prompts={len(PROMPTS) + 1} but the prompt file holds {len(PROMPTS)}"):
+        load_prompts(cfg)

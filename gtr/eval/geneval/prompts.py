@@ -23,6 +23,7 @@ from gtr.eval.geneval.rules import COLORS, OBJECT_NAMES
 from gtr.weights import WeightFile, resolve
 
 RELATIONS = ("left of", "right of", "above", "below")
+TAGS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")  # GenEval's six tasks
 METADATA = WeightFile(
     "GenEval prompts", "geneval/evaluation_metadata.jsonl",  # under weights.root
     "https://raw.githubusercontent.com/djghosh13/geneval/af4902f24d3ca90ebbb446dd9891a59e0f82725f/prompts/"
@@ -70,8 +71,8 @@ def _problem(record) -> str | None:
         return "a record needs tag, prompt and include"
     if not isinstance(record["prompt"], str) or not record["prompt"].strip():
         return f"prompt must be a non-empty string, got {record['prompt']!r}"
-    if not isinstance(record["tag"], str):
-        return f"tag must be a string (GenEval's task name), got {record['tag']!r}"
+    if record["tag"] not in TAGS:
+        return f"unknown tag {record['tag']!r}: GenEval's tasks are {', '.join(TAGS)}"
     if not _clauses(record["include"]) or not record["include"] or not _clauses(record.get("exclude", [])):
         return 'include (and exclude) must be lists of objects like {"class": "dog", "count": 1}'
     clauses = record["include"] + record.get("exclude", [])

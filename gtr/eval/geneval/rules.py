@@ -46,6 +46,17 @@ class Thresholds:
     max_overlap: float = 1.0  # IoU above which a lower-scored box of the same class is dropped; 1.0 = no NMS
     position: float = 0.1
 
+    def __post_init__(self):
+        from gtr.errors import GtRError
+        for name in ("score", "counting_score", "max_overlap", "position"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise GtRError(f"geneval.thresholds.{name}={value!r}: a threshold is a number in [0, 1] "
+                               f"(the official default is {getattr(Thresholds, name)})")
+        if isinstance(self.max_objects, bool) or not isinstance(self.max_objects, int) or self.max_objects < 1:
+            raise GtRError(f"geneval.thresholds.max_objects={self.max_objects!r}: give an integer >= 1 (the official "
+                           "default is 16)")
+
 
 # colours(found objects, class name) -> one colour name per object
 ColorFn = Callable[[Sequence[Detection], str], list[str]]

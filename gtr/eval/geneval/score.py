@@ -50,9 +50,10 @@ def score_image(path: Path, metadata: dict, detector: Detector, colors: ColorCla
 
 def score_folder(folder: str | os.PathLike, detector: Detector, colors: ColorClassifier,
                  thresholds: Thresholds = Thresholds(), out: str | os.PathLike | None = None,
-                 progress: bool = True) -> list[dict]:
+                 progress: bool = True, images_per_prompt: int | None = None) -> list[dict]:
     """Score every image of ``folder``; writes ``out`` (default ``<folder>/results.jsonl``) and returns its rows in
-    prompt then image order."""
+    prompt then image order. ``images_per_prompt``: every prompt folder must hold that many images (a missing image
+    would otherwise lower the prompt's denominator: refused before any image is scored)."""
     folder = Path(folder)
     out = Path(out) if out else folder / "results.jsonl"
     partial = partial_path(out, detector, colors, thresholds)
@@ -62,6 +63,12 @@ def score_folder(folder: str | os.PathLike, detector: Detector, colors: ColorCla
                        f"...): generate first, or point at such a folder")
     done = _resume_rows(partial)
     todo = [(p, images_of(p)) for p in prompts]
+    if images_per_prompt is not None:
+        short = [(p, len(images)) for p, images in todo if len(images) != images_per_prompt]
+        if short:
+            (p, found), more = short[0], f" (and {len(short) - 1} more folders)" if len(short) > 1 else ""
+            raise GtRError(f"{p / 'samples'} holds {found} images, not {images_per_prompt}{more}: finish the "
+                           "generation (re-run with generate=true) before scoring")
     total = sum(len(images) for _, images in todo)
     with open(partial, "a") as sink, tqdm(total=total, unit="img", desc=f"GenEval ({detector.label})",
                                           disable=not progress) as bar:
