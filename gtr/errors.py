@@ -23,10 +23,14 @@ def require(module: str, extra: str):
 @contextlib.contextmanager
 def one_line_errors(folder=None):
     """Around a job: a :class:`GtRError` or a full disk ends it with one line on stderr and exit status 2 (naming the
-    file, else the job's output ``folder``). Every job writes atomically, so re-running the same command after
-    freeing space resumes (or redoes) it cleanly."""
+    file, else the job's output ``folder``); Ctrl-C ends it with one line and status 130. Every job writes
+    atomically, so re-running the same command after freeing space (or after an interrupt) resumes (or redoes) it
+    cleanly."""
     try:
         yield
+    except KeyboardInterrupt:
+        print("\ninterrupted: re-run the same command to resume or redo it (finished files are kept)", file=sys.stderr)
+        sys.exit(130)
     except GtRError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -13,10 +13,9 @@ are rewritten from them. The logic lives in :mod:`gtr.eval.study`.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from gtr.errors import GtRError
+from gtr.errors import one_line_errors
 from gtr.eval.study import TESTBEDS, run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -56,14 +55,11 @@ def main() -> None:
         parser.error("--samples must be at least 2, --batch-size and --timing-passes at least 1")
     command = " ".join(["python scripts/toy_study.py", *([f"--testbed {bed.name}"] if bed.name != "fmnist" else []),
                         *([f"--device {args.device}"] if args.device != "cpu" else [])])
-    try:
+    with one_line_errors():
         run(bed, keys=args.rows, samples=args.samples, seeds=args.seeds, batch_size=args.batch_size,
             figure3_images=args.figure3_images, device=args.device, cpu_timing=args.cpu_timing, retime=args.retime,
             timing_passes=args.timing_passes, data_root=args.data_root, out=args.out or REPO / "results" / bed.stem,
             command=command)
-    except GtRError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

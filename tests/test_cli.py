@@ -210,3 +210,12 @@ def test_non_finite_samples_never_reach_a_png(tmp_path, capsys, monkeypatch):
     message = in_process_error(capsys, f"output_dir={tmp_path / 'out'}", "classes=[1]", "images_per_class=2")
     assert "non-finite latents for images 0-1" in message and "sampler mar" in message
     assert not list((tmp_path / "out").rglob("*.png"))
+
+
+def test_ctrl_c_is_one_line_and_status_130(capsys):
+    from gtr.errors import one_line_errors
+    with pytest.raises(SystemExit) as exit_info:
+        with one_line_errors():
+            raise KeyboardInterrupt
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exit_info.value.code == 130 and len(lines) == 1 and lines[0].startswith("interrupted: re-run")
