@@ -323,14 +323,10 @@ def verdicts(state: Mapping) -> dict[str, list[dict]]:
     out = {}
     for table in ("table1", "table3", "table4", "table5", "cached", "frontier"):
         claims = [c for c in CLAIMS if c.table == table] if table != "frontier" else frontier_claims(rows)
+        out[table] = []
         for metric in ("valid", "fid_scenes"):
-            pairs = [(c, compare(c, rows, metric)) for c in claims]
-            decided = decide([p for _, p in pairs if p is not None])
-            out.setdefault(table, [])
-            it = iter(decided)
-            for claim, comparison in pairs:
-                if comparison is not None:
-                    out[table].append(next(it).as_dict())
+            measured = [c for c in (compare(claim, rows, metric) for claim in claims) if c is not None]
+            out[table] += [c.as_dict() for c in decide(measured)]
     return out
 
 
