@@ -33,7 +33,23 @@ from gtr.t2i import PromptEncoder
 
 
 def load_prompts(cfg) -> list[dict]:
-    records = read_metadata(resolve_metadata(cfg.geneval.prompts, cfg.weights.root, cfg.weights.download))
+    """The prompt records: a metadata file checked against the detector's vocabulary, or (``geneval.prompts=scenes``)
+    the scenes testbed's evaluation set."""
+    g = cfg.geneval
+    scenes = g.detector == "scenes"
+    if g.prompts == "scenes":
+        if not scenes:
+            raise GtRError(f"geneval.prompts=scenes asks for shapes and palette colours, which the {g.detector} "
+                           "detector does not know: set geneval.detector=scenes")
+        from gtr.data.scene_prompts import evaluation_metadata
+        records = evaluation_metadata()
+    else:
+        path = resolve_metadata(g.prompts, cfg.weights.root, cfg.weights.download)
+        if scenes:
+            from gtr.data.scenes import COLOURS, SHAPES
+            records = read_metadata(path, SHAPES, tuple(COLOURS))
+        else:
+            records = read_metadata(path)
     if cfg.num_prompts is not None:
         if cfg.num_prompts < 1:
             raise GtRError("num_prompts must be >= 1 (or null for all prompts)")
@@ -84,6 +100,9 @@ def load_scorer(cfg):
     """The detector and the CLIP colour classifier, on the CPU: loaded before generation so that missing weights
     stop the run before any image is made."""
     g = cfg.geneval
+    if g.detector == "scenes":  # the scenes testbed: GenEval's rules on exact detections, nothing to load
+        from gtr.eval.geneval.scenes import SceneColors, SceneDetector
+        return SceneDetector(), SceneColors()
     detector = load_detector(g.detector, g.detector_path, cfg.weights.root, cfg.weights.download)
     colors = load_color_classifier(g.clip_path, cfg.weights.download, amp=g.clip_amp)
     return detector, colors

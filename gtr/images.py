@@ -41,3 +41,12 @@ def labelled_grid(images: torch.Tensor, row_labels: Sequence[str], pad: int = 2,
             tile = Image.fromarray(images[r * per_row + k].numpy())
             canvas.paste(tile, (label_width + pad + k * (w + pad), top))
     return np.asarray(canvas)
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (the ``plots`` extra), for every figure of the project."""
+    from gtr.errors import require
+    matplotlib = require("matplotlib", "plots")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt

@@ -168,13 +168,15 @@ class TrainOptions:
     log_every: int = 25
     limit: Optional[int] = None  # train on the first N images only (tests)
     image_size: int = 28
-    dataset: str = "fashion_mnist"  # fashion_mnist | scenes (gtr.data.scenes, generated)
+    dataset: str = "fashion_mnist"  # fashion_mnist | scenes (gtr.data.scenes) | scene_prompts (its captioned
+                                    # text-to-image pairs, gtr.data.scene_prompts); the scenes are generated
 
 
 @dataclass
 class TrainTokenizerOptions(TrainOptions):
     architecture: str = MISSING
     kl_weight: float = 1e-6
+    init: Optional[str] = None  # start from a trained tokenizer of the same architecture (a TOKENIZERS name or path)
 
 
 @dataclass
@@ -198,8 +200,23 @@ class TrainClassifierOptions(TrainOptions):
     augment: bool = True
 
 
+@dataclass
+class TrainTextOptions:
+    """The scenes testbed's WordT5 (gtr.text), trained with the model."""
+    name: str = "scenes_text"  # exported beside the model as <name>.safetensors
+    d_model: int = 128
+    num_layers: int = 2
+    num_heads: int = 4
+    d_ff: int = 256
+
+
+@dataclass
+class TrainLightGenOptions(TrainMAROptions):
+    text: TrainTextOptions = field(default_factory=TrainTextOptions)
+
+
 TRAIN_JOBS: dict[str, type] = {"tokenizer": TrainTokenizerOptions, "mar": TrainMAROptions,
-                               "classifier": TrainClassifierOptions}
+                               "lightgen": TrainLightGenOptions, "classifier": TrainClassifierOptions}
 
 JOBS: dict[str, type] = {"sample": SampleJob, "sample_t2i": SampleT2IJob, "generate": GenerateJob,
                          "geneval": GenEvalJob, "train": TrainJob}

@@ -13,7 +13,7 @@ from gtr.errors import GtRError
 from gtr.images import labelled_grid, save_png
 from gtr.pipeline import (Run, batches_of_rank, check_count, check_writable, claim_output, clear_images,
                           resolve_device, run_job, run_settings)
-from gtr.text import T5TextEncoder, cached_features
+from gtr.text import T5TextEncoder, WordTextEncoder, cached_features
 
 
 def read_prompts(cfg) -> list[str]:
@@ -37,16 +37,23 @@ def read_prompts(cfg) -> list[str]:
 
 
 class PromptEncoder:
-    """T5 features [P, L, C] (float32, CPU) of prompts as the config asks: FLAN-T5 through transformers, loaded once
-    at first use, with per-prompt features cached on disk under ``text_cache``; or, with
+    """T5 features [P, L, C] (float32, CPU) of prompts as the config asks: FLAN-T5 through transformers (or, with
+    ``text_encoder.kind=words``, the scenes testbed's WordT5), loaded once at first use, with per-prompt features
+    cached on disk under ``text_cache``; or, with
     ``text_encoder.random_init``, random features seeded by each prompt (pipeline tests without T5)."""
 
     def __init__(self, cfg, model, device: torch.device):
         enc = cfg.model.text_encoder
         self.shape = (model.config.max_length, model.config.caption_channels)
         self.cache = cfg.text_cache
-        self.encoder = None if enc.get("random_init") else T5TextEncoder(
-            enc.path, max_length=enc.max_length, dtype=enc.dtype, device=device)
+        if enc.get("random_init"):
+            self.encoder = None
+        elif enc.get("kind", "t5") == "words":  # the scenes testbed's encoder, shipped beside its model
+            from gtr.weights import WEIGHTS, resolve
+            self.encoder = WordTextEncoder(resolve(WEIGHTS["scenes_text"], enc.path, cfg.weights.root, download=False),
+                                           device)
+        else:
+            self.encoder = T5TextEncoder(enc.path, max_length=enc.max_length, dtype=enc.dtype, device=device)
 
     def __call__(self, prompts: list[str]) -> torch.Tensor:
         if self.encoder is None:

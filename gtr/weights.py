@@ -66,6 +66,9 @@ WEIGHTS: dict[str, WeightFile] = {
                                "model.tokenizer.checkpoint", bundled="fmnist16_vae.safetensors"),
     "scenes_vae": WeightFile("scenes tokenizer", "scenes/scenes_vae.safetensors", None, 0,
                              "model.tokenizer.checkpoint", bundled="scenes_vae.safetensors"),
+    # scenes_vae fine-tuned on the text-to-image scenes, whose objects differ in shape and colour within an image
+    "scenes_t2i_vae": WeightFile("text-to-image scenes tokenizer", "scenes/scenes_t2i_vae.safetensors", None, 0,
+                                 "model.tokenizer.checkpoint", bundled="scenes_t2i_vae.safetensors"),
     # FID reference statistics of the ADM ImageNet 256 batch, as the official MAR evaluation uses them (mu, sigma);
     # served from the MAR repository, verified by its git blob hash there.
     "adm_in256_stats": WeightFile("ADM ImageNet-256 FID statistics", "fid_stats/adm_in256_stats.npz",
@@ -74,6 +77,8 @@ WEIGHTS: dict[str, WeightFile] = {
                                   git_sha1="1da4c17607fe959d54999fd098105649a0c05e15"),
     "scenes_classifier": WeightFile("scenes classifier", "scenes/scenes_classifier.safetensors", None, 0,
                                     "metrics.classifier", bundled="scenes_classifier.safetensors"),
+    "scenes_text": WeightFile("scenes text encoder", "scenes/scenes_text.safetensors", None, 0,
+                              "model.text_encoder.path", bundled="scenes_text.safetensors"),
     "fmnist_classifier": WeightFile("Fashion-MNIST classifier", "fmnist/fmnist_classifier.safetensors", None, 0,
                                     "metrics.classifier", bundled="fmnist_classifier.safetensors"),
 }

@@ -30,29 +30,17 @@ def _rates_line(name: str, rates: dict, count: int) -> str:
     return f"| {name} | {count:,} | {rates['validity']:.2%} | {fails} |"
 
 
-def _figure(images: np.ndarray, recon: np.ndarray, failed: list[tuple[int, tuple[str, ...]]], path: Path) -> None:
-    from PIL import Image, ImageDraw, ImageFont
-    scale, pad, cols = 3, 4, 12
-    tile = 32 * scale
-    shown = failed[:cols * 2]
-    rows = 2 + (2 * ((len(shown) + cols - 1) // cols) if shown else 0)
-    canvas = Image.new("RGB", (cols * (tile + pad) + pad, rows * (tile + 14 + pad) + pad), "white")
-    draw = ImageDraw.Draw(canvas)
-    font = ImageFont.load_default(size=10)
-
-    def put(image, r, c, text):
-        x, y = pad + c * (tile + pad), pad + r * (tile + 14 + pad)
-        canvas.paste(Image.fromarray(image).resize((tile, tile), Image.NEAREST), (x, y))
-        draw.text((x, y + tile + 1), text, fill="black", font=font)
-
-    for c in range(cols):
-        put(images[c], 0, c, "original")
-        put(recon[c], 1, c, "reconstruction")
-    for k, (i, failures) in enumerate(shown):
-        r, c = 2 + 2 * (k // cols), k % cols
-        put(images[i], r, c, f"#{i}")
-        put(recon[i], r + 1, c, ",".join(failures))
-    canvas.save(path)
+def _figure(images: np.ndarray, recon: np.ndarray, valid: np.ndarray, failed: list[tuple[int, tuple[str, ...]]],
+            path: Path, cols: int = 12) -> None:
+    """The first ground-truth images over their reconstructions, then failed reconstructions over their originals."""
+    from gtr.study.report import sample_sheet
+    rows = [("ground truth (test split)", [(images[c], f"#{c}") for c in range(cols)]),
+            ("tokenizer reconstructions", [(recon[c], "valid" if valid[c] else "invalid") for c in range(cols)])]
+    for start in range(0, min(len(failed), 2 * cols), cols):
+        shown = failed[start:start + cols]
+        rows += [("originals of failed reconstructions", [(images[i], f"#{i}") for i, _ in shown]),
+                 ("failed reconstructions", [(recon[i], ",".join(kinds)) for i, kinds in shown])]
+    sample_sheet(rows, path)
 
 
 @torch.no_grad()
@@ -92,7 +80,7 @@ def main() -> None:
                   "failed_reconstructions": [i for i, _ in failed]}
         args.out.parent.mkdir(parents=True, exist_ok=True)
         write_json(args.out.with_suffix(".json"), record)
-        _figure(images, recon, failed, args.out.with_suffix(".png"))
+        _figure(images, recon, ceiling.valid, failed, args.out.with_suffix(".png"))
         t = record["thresholds"]
         lines = [
             "# The scenes scorer: validation and ceiling", "",

@@ -22,7 +22,7 @@ def preflight_error(capsys, job: str, *args: str) -> str:
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["model=foo"], "no model config 'foo': choose one of lightgen, lightgen_tiny, mar_b"),
+    (["model=foo"], "no model config 'foo': choose one of lightgen, lightgen_scenes, lightgen_tiny, mar_b"),
     (["model=mar_bb"], "did you mean model=mar_b?"),
     (["sampler=gtrr"], "no sampler config 'gtrr' (did you mean sampler=gtr?)"),
     (["cache=lazy"], "no cache config 'lazy'"),

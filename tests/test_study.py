@@ -70,8 +70,9 @@ def test_point_labels_overlap_neither_each_other_nor_the_markers():
     from matplotlib.text import Text
     from matplotlib.transforms import Bbox
 
-    from gtr.eval.study import _pyplot, place_labels
-    plt = _pyplot()
+    from gtr.eval.study import place_labels
+    from gtr.images import pyplot
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     points = [(1.0, 50.0), (10.0, 40.0)] + [(3.8 + 0.02 * i, 48.0 + 0.3 * (i % 4)) for i in range(10)]
     ax.plot(*zip(*points), "o")

@@ -50,6 +50,7 @@ class SceneObject:
     purity: float
     area: int
     box: tuple[int, int, int, int]  # x0, y0, width, height
+    mask: np.ndarray | None = field(default=None, repr=False, compare=False)  # bool [H, W]: its hole-filled pixels
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def parse(image: np.ndarray) -> Parse:
             objects.append(SceneObject(_NAMES[int(counts.argmax())], shape, iou,
                                        float(counts.max() / counts.sum()), int(coloured.sum()),
                                        (int(cols.min()), int(rows.min()), int(np.ptp(cols)) + 1,
-                                        int(np.ptp(rows)) + 1)))
+                                        int(np.ptp(rows)) + 1), mask))
             object_pixels |= region
         elif region.sum() >= MIN_AREA:
             strays += 1

@@ -22,9 +22,11 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from gtr.errors import GtRError, require
+from gtr.errors import GtRError
 from gtr.eval.paper import TABLE1, TABLE3, TABLE4, TABLE5, paper_values
 from gtr.files import write_json, write_text
+from gtr.images import pyplot
+from gtr.study.statistics import RELATIVE_FID_MARGIN
 
 # ----------------------------------------------------------------------------------------------------------------
 # What a study is made of
@@ -208,7 +210,6 @@ def stat(per_seed: Sequence[Mapping], key: str) -> tuple[float, float]:
     return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
 
 
-RELATIVE_MARGIN = 0.05  # of the compared row's FID analogue: the margin of every claim (see claim_lines)
 
 
 def comparisons(claim: Claim, rows: Mapping, samples: int) -> list | None:
@@ -224,7 +225,7 @@ def comparisons(claim: Claim, rows: Mapping, samples: int) -> list | None:
             a, b = b, a
         kind = "noninferior" if claim.direction == "not worse" else "better"
         fid = [[r["fid_fmnist"] for r in rows[k]["per_seed"]] for k in (a, b)]
-        margin = RELATIVE_MARGIN * float(np.mean(fid[1]))
+        margin = RELATIVE_FID_MARGIN * float(np.mean(fid[1]))
         out.append(compare_means(claim.text, a, b, "FID analogue", *fid, kind, margin))
         hits = [(round(sum(r["accuracy"] * samples for r in rows[k]["per_seed"])), samples * len(rows[k]["per_seed"]))
                 for k in (a, b)]
@@ -282,7 +283,7 @@ def claim_lines(claims: Sequence[Claim], rows: Mapping, samples: int, f3: Mappin
             "Holm-corrected over every comparison of this list (per metric). FID analogue: Welch's t-test over the "
             f"seeds; accuracy: the two-proportion z-test over images. Differences are positive when the claim's "
             f"side is better. A \"keeps quality\" claim holds when its side is shown to be worse by less than the "
-            f"margin ({RELATIVE_MARGIN:.0%} of the compared row's FID analogue; 5 points of accuracy), and does not "
+            f"margin ({RELATIVE_FID_MARGIN:.0%} of the compared row's FID analogue; 5 points of accuracy), and does not "
             "hold when it is shown to be worse by more; a \"beats\" claim holds when its side is shown to be "
             "better at all, and does not hold when its advantage is shown to be below the margin. Otherwise "
             "**undecided**: the data cannot tell. A claim holds when all its pairs hold, and does not hold when any "
@@ -371,7 +372,7 @@ def figure3(bed: Testbed, model, tokenizer, extractor, count: int, seeds: int, o
 def figure3_plot(reference: torch.Tensor, strips: Mapping[str, tuple[torch.Tensor, torch.Tensor]], path: Path) -> None:
     """One labelled row per pattern: the reference sample, the half given to the model (the rest dimmed), then the
     completions of each seed."""
-    plt = _pyplot()
+    plt = pyplot()
     h = reference.shape[0]
     seeds = next(iter(strips.values()))[1].shape[0]
     fig, axes = plt.subplots(len(strips), seeds + 2, figsize=(1.3 * (seeds + 2), 1.55 * len(strips)), squeeze=False)
@@ -576,13 +577,6 @@ def run(bed: Testbed, *, keys: Sequence[str] | None = None, samples: int = 1000,
 
 # ----------------------------------------------------------------------------------------------------------------
 # Reporting
-
-
-def _pyplot():
-    matplotlib = require("matplotlib", "plots")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
 
 
 def _cells(row: Mapping, ref: Mapping | None, cpu: bool) -> dict[str, str]:
@@ -827,7 +821,7 @@ def plot(bed: Testbed, rows: Mapping, path: Path) -> None:
     ref = rows.get(bed.reference_row)
     if not ref:
         return
-    plt = _pyplot()
+    plt = pyplot()
     shown = {k: r for k, r in rows.items() if not (bed.ablation_base and r["group"] in ABLATION_GROUPS)}
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.6))
     handles, drawn = {}, []
@@ -866,7 +860,7 @@ def ablation_plot(bed: Testbed, rows: Mapping, path: Path) -> bool:
     shown = [k for k, r in rows.items() if r["group"] in ABLATION_GROUPS]
     if base is None or not shown:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     keys = [bed.ablation_base, *shown]
     fig, axes = plt.subplots(1, 2, figsize=(11, 1.3 + 0.32 * len(keys)), sharey=True)
     for ax, metric, title in ((axes[0], "fid_fmnist", "FID analogue (lower is better)"),

@@ -41,10 +41,18 @@ class TokenizerConfig:
 
 @dataclass
 class TextEncoderConfig:
-    path: str = "google/flan-t5-xxl"  # hub id or local folder (T5EncoderModel + tokenizer)
+    kind: str = "t5"  # t5: a transformers T5 from ``path`` | words: the scenes testbed's WordT5 (gtr.text)
+    path: Optional[str] = "google/flan-t5-xxl"  # t5: hub id or local folder; words: a .safetensors (null: shipped)
     dtype: str = "fp32"  # fp32 (as LightGen's GenEval script) | bf16
     max_length: int = 128
     random_init: bool = False  # true: random features per prompt (pipeline tests only, no T5)
+
+
+@dataclass
+class GenEvalDefaults:
+    """The GenEval setting of a text-to-image model whose testbed has its own detector and prompts."""
+    detector: str = "mmdet"  # mmdet | hf | scenes (gtr.eval.geneval.scenes: the exact parser)
+    prompts: Optional[str] = None  # a metadata file, or scenes (gtr.data.scene_prompts' evaluation set)
 
 
 @dataclass
@@ -85,6 +93,7 @@ class ModelConfig:
     tokenizer: TokenizerConfig = MISSING
     text_encoder: Optional[TextEncoderConfig] = None
     metrics: Optional[MetricsConfig] = None
+    geneval: Optional[GenEvalDefaults] = None  # null: GenEval's own detector and prompts
 
 
 @dataclass(frozen=True)
@@ -198,6 +207,25 @@ _add(LightGenConfig(width=32, encoder_depth=2, encoder_num_heads=4, decoder_dept
      WeightFile("tiny LightGen", "lightgen/lightgen_tiny/checkpoint-last.pth", None, 0, "model.checkpoint"),
      name="lightgen_tiny", random_init=True, tokenizer=TokenizerConfig("sd3_vae_tiny", random_init=True),
      text_encoder=TextEncoderConfig(random_init=True), **_LIGHTGEN)
+
+
+# The text-to-image scenes testbed (gtr.data.scene_prompts: GenEval's six tasks with shapes for classes and the
+# palette for colours; scored by GenEval's rules on exact detections, gtr.eval.geneval.scenes). LightGen's
+# architecture at mar_scenes' scale on 16x16 tokens of scenes_t2i_vae (scenes_vae fine-tuned on these scenes: trained
+# only on images whose objects share one shape, scenes_vae redraws a second shape as the first); text through WordT5 (a 2-layer T5
+# encoder over the prompts' 23 words), trained with it. LightGen's 1,024-token GtR setting maps to 256 tokens by
+# dividing the rates by 4: the stages hold a quarter of the tokens each, so the AR steps stay (8, 3, 3, 2) = 16.
+# default_cfg is set from the CFG sweep of the premise gate (results/scenes_t2i_study.md); 4.0 (LightGen's) until then.
+_add(LightGenConfig(img_size=32, vae_stride=2, patch_size=1, vae_embed_dim=4, width=128, encoder_depth=4,
+                    encoder_num_heads=4, decoder_depth=4, decoder_num_heads=4, cross_depth=2, cross_num_heads=4,
+                    text_depth=1, caption_channels=128, max_length=16, pos_grid=16, diffloss_d=3, diffloss_w=128,
+                    attn_dropout=0.0, proj_dropout=0.0),
+     WeightFile("scenes LightGen", "scenes/lightgen_scenes.safetensors", None, 0, "model.checkpoint",
+                bundled="lightgen_scenes.safetensors"),
+     name="lightgen_scenes", tokenizer=TokenizerConfig("scenes_t2i_vae"), clip_timestep=950, grid_upscale=3,
+     text_encoder=TextEncoderConfig(kind="words", path=None, max_length=16),
+     geneval=GenEvalDefaults("scenes", "scenes"),
+     **{**_LIGHTGEN, "ema": True, "gtr": GtRDefaults(4, [4.0, 10.65, 21.325, 64.0])})
 
 
 # ----------------------------------------------------------------------------------------------------------------

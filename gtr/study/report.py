@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from gtr.errors import require
+from gtr.images import pyplot
 from gtr.eval.paper import TABLE1, TABLE3, TABLE4, TABLE5, paper_values
 from gtr.study.scenes import FAMILIES, MARGIN, ROW, ROWS, counts, premise, verdicts
 from gtr.study.statistics import wilson
@@ -187,13 +187,6 @@ def report(study: Mapping, path: Path) -> str:
     return text
 
 
-def _pyplot():
-    matplotlib = require("matplotlib", "plots")
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def plot_frontier(rows: Mapping, path: Path) -> bool:
     """Exact validity (Wilson 95 % bars) against GFLOPs per image, one line per method family (guided rows)."""
     points = {f: [] for f in FAMILIES}
@@ -206,7 +199,7 @@ def plot_frontier(rows: Mapping, path: Path) -> bool:
             points[row.family].append((r["gflops"], k / n, max(0.0, k / n - lo), max(0.0, hi - k / n)))
     if not any(points.values()):
         return False
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for family, pts in points.items():
         if not pts:

@@ -26,13 +26,13 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from gtr.errors import GtRError
-from gtr.study.statistics import Comparison, compare_means, compare_proportions, decide, premise_gate
+from gtr.study.statistics import (RELATIVE_FID_MARGIN, Comparison, compare_means, compare_proportions, decide,
+                                  premise_gate)
 
 MODEL = "mar_scenes"
 # The margin of exact validity: a "keeps quality" claim (non-inferiority) does not hold when a is worse by more than
 # 5 points; a "beats" claim holds when a is better at all, and does not hold when a's advantage is below 5 points.
 MARGIN = 0.05
-FID_MARGIN = 0.05  # of the compared row's FID analogue: the same margin for the FID comparisons beside validity
 UNGUIDED = {"cfg": 1.0}
 
 
@@ -297,7 +297,7 @@ def compare(claim: Claim, rows: Mapping, metric: str = "valid") -> Comparison | 
     values = [[s[metric] for s in r["per_seed"]] for r in (a, b)]
     if min(map(len, values)) < 2:
         return None
-    margin = FID_MARGIN * float(np.mean(values[1]))
+    margin = RELATIVE_FID_MARGIN * float(np.mean(values[1]))
     return compare_means(claim.text, claim.a, claim.b, metric, *values, claim.kind, margin, higher_is_better=False)
 
 

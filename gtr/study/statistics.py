@@ -28,6 +28,7 @@ import numpy as np
 from scipy import stats
 
 ALPHA = 0.05
+RELATIVE_FID_MARGIN = 0.05  # a non-inferiority margin on an FID analogue: this share of the compared row's value
 CLAIMS = ("better", "noninferior")
 VERDICTS = ("holds", "does not hold", "undecided")
 

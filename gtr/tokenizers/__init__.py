@@ -17,6 +17,7 @@ from gtr.weights import DEFAULT_ROOT, WEIGHTS, WeightFile, load_into, read_check
 # measured after training.
 TOKENIZERS = {"kl16": KL16_CONFIG, "kl16_tiny": KL16_TINY_CONFIG, "fmnist_vae": FMNIST_VAE_CONFIG,
               "fmnist16_vae": FMNIST16_VAE_CONFIG, "scenes_vae": SCENES_VAE_CONFIG,
+              "scenes_t2i_vae": SCENES_VAE_CONFIG,
               "sd3_vae": SD3_VAE_CONFIG, "sd3_vae_tiny": SD3_VAE_TINY_CONFIG}
 
 

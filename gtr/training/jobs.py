@@ -1,5 +1,5 @@
-"""The three training jobs of ``scripts/train.py``: the Fashion-MNIST tokenizer, MAR on its latents, and the
-classifier behind the domain metrics. Each trains with :class:`~gtr.training.loop.Trainer` (resumable) and exports
+"""The training jobs of ``scripts/train.py``: the tokenizers, MAR on their latents, LightGen with its text encoder
+(the text-to-image scenes), and the classifiers behind the domain metrics. Each trains with :class:`~gtr.training.loop.Trainer` (resumable) and exports
 the weights to ship as a safetensors file with its settings in the metadata."""
 from __future__ import annotations
 
@@ -17,7 +17,11 @@ from gtr.data.scenes import Scenes
 from gtr.errors import GtRError
 from gtr.files import atomic_path
 from gtr.models.classifier import FashionClassifier
+from gtr.data.scene_prompts import vocabulary
 from gtr.models import MAR, mar_config
+from gtr.models.lightgen import LightGen, initialize_official
+from gtr.models.registry import lightgen_config
+from gtr.text import WordT5
 from gtr.tokenizers import TOKENIZERS, LatentTokenizer, load_tokenizer
 from gtr.tokenizers.kl import autoencoder
 from gtr.training.loop import EpochSampler, StepRandom, Trainer
@@ -34,7 +38,7 @@ def export(weights: dict[str, torch.Tensor], path: str | os.PathLike, metadata: 
     return path
 
 
-DATASETS = ("fashion_mnist", "scenes")
+DATASETS = ("fashion_mnist", "scenes", "scene_prompts")
 
 
 def _data(cfg, split: str = "train", limit: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,6 +49,12 @@ def _data(cfg, split: str = "train", limit: bool = True) -> tuple[torch.Tensor, 
         raise GtRError(f"unknown dataset {dataset!r} (train.dataset): choose one of {', '.join(DATASETS)}")
     if dataset == "scenes":  # generated: a limit generates only the images it keeps
         return Scenes(split, size=cfg.train.get("limit") if limit else None).tensors()
+    if dataset == "scene_prompts":  # (images, prompts): captioned pairs for text-to-image training
+        from gtr.data.scene_prompts import SPLIT_SEEDS, TRAIN_SIZE, generate_pairs
+        from gtr.data.scenes import to_model_range
+        size = cfg.train.get("limit") if limit and cfg.train.get("limit") else TRAIN_SIZE
+        images, prompts = generate_pairs(size, SPLIT_SEEDS[split])
+        return to_model_range(torch.from_numpy(images)), prompts
     images, labels = FashionMNIST(split, cfg.data.root, cfg.data.download).tensors()
     if limit and cfg.train.get("limit"):
         images, labels = images[: cfg.train.limit], labels[: cfg.train.limit]
@@ -88,6 +98,13 @@ def train_tokenizer(cfg, wandb_run=None) -> Path:
     config = TOKENIZERS[cfg.train.architecture]
     torch.manual_seed(cfg.seed)
     vae = autoencoder(config)
+    if cfg.train.get("init"):  # fine-tune: a shipped tokenizer by name, or a file
+        init = cfg.train.init
+        name, path = (init, None) if init in TOKENIZERS else (cfg.train.architecture, init)
+        start = load_tokenizer(name, path, root=cfg.weights.root, download=cfg.weights.download)
+        if start.vae.state_dict().keys() != vae.state_dict().keys():
+            raise GtRError(f"train.init={init} is not a {cfg.train.architecture} tokenizer: give one of that architecture")
+        vae.load_state_dict(start.vae.state_dict())
     trainer = _trainer(vae, cfg, wandb_run)
     batches = EpochSampler(len(images), cfg.train.batch_size, cfg.seed)
 
@@ -146,6 +163,74 @@ def train_mar(cfg, wandb_run=None) -> Path:
                   _metadata(cfg, trainer, preset=t.preset, weights="ema" if t.ema_decay else "model"))
 
 
+class TextConditioned(torch.nn.Module):
+    """LightGen and its text encoder as one network to train (one optimizer, one EMA, one checkpoint): the
+    condition of a batch is its prompts' token ids, which ``condition`` runs through the encoder; everything else is
+    LightGen's, so :func:`mar_loss` trains it as it trains MAR."""
+
+    def __init__(self, model: LightGen, text: WordT5):
+        super().__init__()
+        self.model, self.text = model, text
+
+    @property
+    def diffloss(self):
+        return self.model.diffloss
+
+    def condition(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model.condition(self.text(ids))
+
+    def null_condition(self, batch_size: int) -> torch.Tensor:
+        return self.model.null_condition(batch_size)
+
+    def forward(self, tokens: torch.Tensor, known: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return self.model(tokens, known, cond)
+
+
+def train_lightgen(cfg, wandb_run=None) -> Path:
+    """LightGen (``train.preset``'s architecture) and a WordT5 text encoder, trained together on captioned scenes
+    with MAR's objective; exports the model and, beside it, ``<train.text.name>.safetensors``."""
+    t = cfg.train
+    if t.get("dataset") != "scene_prompts":
+        raise GtRError(f"the lightgen job trains on captioned scenes: set train.dataset=scene_prompts "
+                       f"(got {t.get('dataset')!r})")
+    images, prompts = _data(cfg)
+    tokenizer = load_tokenizer(t.tokenizer.name, t.tokenizer.checkpoint, root=cfg.weights.root,
+                               download=cfg.weights.download)
+    print(f"encoding {len(images)} images with the {t.tokenizer.name} tokenizer ...")
+    mean, std = encode_moments(tokenizer, images)
+    torch.manual_seed(cfg.seed)
+    model = initialize_official(LightGen(lightgen_config(t.preset, **(t.get("hparams") or {}))))
+    text = WordT5(vocabulary(), d_model=t.text.d_model, num_layers=t.text.num_layers, num_heads=t.text.num_heads,
+                  d_ff=t.text.d_ff, max_length=model.config.max_length)
+    if text.hidden_size != model.config.caption_channels:
+        raise GtRError(f"train.text.d_model={t.text.d_model} but {t.preset} reads {model.config.caption_channels}-d "
+                       "text features: make them equal")
+    if mean.shape[1:] != (model.config.vae_embed_dim, model.seq_h * model.config.patch_size,
+                          model.seq_w * model.config.patch_size):
+        raise GtRError(f"tokenizer latents {tuple(mean.shape[1:])} do not fit {t.preset}'s token grid")
+    ids = text.ids(prompts)
+    joint = TextConditioned(model, text)
+    trainer = _trainer(joint, cfg, wandb_run)
+    batches = EpochSampler(len(images), t.batch_size, cfg.seed)
+
+    def step(i: int, rnd: StepRandom):
+        idx = batches.batch(i)
+        noise = torch.randn(mean[idx].shape, generator=rnd.torch)
+        tokens = model.patchify(mean[idx] + std[idx] * noise)
+        loss = mar_loss(joint, tokens, ids[idx], rnd.numpy, rnd.torch, t.mask_ratio_min, t.label_drop_prob,
+                        t.diffusion_batch_mul)
+        return loss, {}
+
+    trainer.run(step)
+    weights = trainer.final_weights()
+    path = Path(cfg.export) if cfg.export else Path(cfg.out_dir) / f"{t.name}.safetensors"
+    # clone: T5 ties its input embedding to encoder.embed_tokens, and safetensors stores no shared tensors
+    export({k[len("text."):]: v.clone() for k, v in weights.items() if k.startswith("text.")},
+           path.with_name(f"{t.text.name}.safetensors"), {**_metadata(cfg, trainer), **text.metadata()})
+    return export({k[len("model."):]: v for k, v in weights.items() if k.startswith("model.")}, path,
+                  _metadata(cfg, trainer, preset=t.preset, weights="ema" if t.ema_decay else "model"))
+
+
 # The classifier's input and classes per dataset (its architecture is FashionClassifier's either way).
 CLASSIFIER_SHAPES = {"fashion_mnist": dict(num_classes=10, in_channels=1, image_size=28),
                      "scenes": dict(num_classes=12, in_channels=3, image_size=32)}
@@ -180,4 +265,4 @@ def train_classifier(cfg, wandb_run=None) -> Path:
                   _metadata(cfg, trainer, test_accuracy=f"{accuracy.item():.4f}", **shape))
 
 
-JOBS = {"tokenizer": train_tokenizer, "mar": train_mar, "classifier": train_classifier}
+JOBS = {"tokenizer": train_tokenizer, "mar": train_mar, "lightgen": train_lightgen, "classifier": train_classifier}

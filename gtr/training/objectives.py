@@ -24,7 +24,7 @@ def mar_loss(model: MAR, tokens: torch.Tensor, labels: torch.Tensor, rng: np.ran
 
     One masking ratio per batch (every row masks the same number of tokens, so the encoder can drop them),
     ceil(N * ratio) positions of a fresh random order per image are masked, labels are replaced by the "no class"
-    embedding with probability ``label_drop_prob`` (for CFG), and the diffusion loss is averaged over the masked
+    embedding with probability ``label_drop_prob`` (for CFG; a text condition [B, L, D] by the null text), and the diffusion loss is averaged over the masked
     tokens with ``diffusion_batch_mul`` timestep/noise draws each. Only masked tokens go through the head: the
     official code runs it on every token and zero-weights the rest, which gives the same loss.
     """
@@ -37,7 +37,7 @@ def mar_loss(model: MAR, tokens: torch.Tensor, labels: torch.Tensor, rng: np.ran
 
     cond = model.condition(labels)
     drop = (torch.rand(b, generator=generator) < label_drop_prob).to(device)
-    cond = torch.where(drop[:, None], model.null_condition(b).to(cond.dtype), cond)
+    cond = torch.where(drop.view(-1, *(1,) * (cond.ndim - 1)), model.null_condition(b).to(cond.dtype), cond)
 
     z = model(tokens, ~masked, cond)
     z_masked = z[masked].repeat(diffusion_batch_mul, 1)

@@ -44,6 +44,11 @@ class ColorClassifier:
             transforms.Resize(size, interpolation=transforms.InterpolationMode.BICUBIC),
             transforms.CenterCrop(size), transforms.ToTensor(), transforms.Normalize(OPENAI_MEAN, OPENAI_STD)])
 
+    @property
+    def identity(self) -> str:
+        """The weights it runs (part of a resumable scoring's key)."""
+        return self.model.config._name_or_path
+
     @torch.no_grad()
     def classifier(self, classname: str) -> torch.Tensor:
         """[D, len(COLORS)] normalised colour embeddings for objects of ``classname`` (cached)."""

@@ -56,6 +56,13 @@ class Detector:
         self.to(device)
         self.scale, self.size_divisor, self.max_per_image = scale, size_divisor, max_per_image
 
+    classnames = OBJECT_NAMES  # the class of each output index
+
+    @property
+    def identity(self) -> str:
+        """The weights it runs (part of a resumable scoring's key)."""
+        return self.model.config._name_or_path
+
     def to(self, device: str | torch.device) -> "Detector":
         self.device = torch.device(device)
         self.model.to(self.device)

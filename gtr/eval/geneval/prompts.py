@@ -37,8 +37,10 @@ def resolve_metadata(path: str | os.PathLike | None, root: str | os.PathLike, do
     return resolve(METADATA, path, root, download)
 
 
-def read_metadata(path: str | os.PathLike) -> list[dict]:
-    """The prompt records of a metadata file, one per non-empty line, checked against the evaluator's vocabulary."""
+def read_metadata(path: str | os.PathLike, classes: tuple[str, ...] = OBJECT_NAMES,
+                  colors: tuple[str, ...] = COLORS) -> list[dict]:
+    """The prompt records of a metadata file, one per non-empty line, checked against the detector's vocabulary
+    (``classes`` and ``colors``: GenEval's 80 COCO names and 10 colours by default)."""
     records = []
     try:
         lines = Path(path).read_text(encoding="utf-8").split("\n")
@@ -53,7 +55,7 @@ def read_metadata(path: str | os.PathLike) -> list[dict]:
         except json.JSONDecodeError as err:
             raise GtRError(f"{path}:{number} is not JSON ({err.msg}): give GenEval's "
                            f"evaluation_metadata.jsonl format, one JSON object per line") from None
-        problem = _problem(record)
+        problem = _problem(record, classes, colors)
         if problem:
             raise GtRError(f"{path}:{number}: {problem}; GenEval's evaluator could not score this prompt")
         records.append(record)
@@ -66,7 +68,7 @@ def _clauses(value) -> bool:
     return isinstance(value, list) and all(isinstance(c, dict) for c in value)
 
 
-def _problem(record) -> str | None:
+def _problem(record, classes: tuple[str, ...], colors: tuple[str, ...]) -> str | None:
     if not isinstance(record, dict) or not {"tag", "prompt", "include"} <= record.keys():
         return "a record needs tag, prompt and include"
     if not isinstance(record["prompt"], str) or not record["prompt"].strip():
@@ -77,13 +79,15 @@ def _problem(record) -> str | None:
         return 'include (and exclude) must be lists of objects like {"class": "dog", "count": 1}'
     clauses = record["include"] + record.get("exclude", [])
     for clause in clauses:
-        if not isinstance(clause.get("class"), str) or clause["class"] not in OBJECT_NAMES:
-            return f"unknown class {clause.get('class')!r} (the detector's 80 COCO classes, GenEval's names)"
+        if not isinstance(clause.get("class"), str) or clause["class"] not in classes:
+            known = "the detector's 80 COCO classes, GenEval's names" if classes == OBJECT_NAMES else \
+                f"the detector's classes: {', '.join(classes)}"
+            return f"unknown class {clause.get('class')!r} ({known})"
         count = clause.get("count")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             return f"count of {clause['class']!r} must be a positive integer"
-        if "color" in clause and (not isinstance(clause["color"], str) or clause["color"] not in COLORS):
-            return f"unknown colour {clause['color']!r} (one of {', '.join(COLORS)})"
+        if "color" in clause and (not isinstance(clause["color"], str) or clause["color"] not in colors):
+            return f"unknown colour {clause['color']!r} (one of {', '.join(colors)})"
     for index, clause in enumerate(record["include"]):
         position = clause.get("position")
         if position is not None and not (isinstance(position, list) and len(position) == 2

@@ -135,9 +135,10 @@ def evaluate(objects: dict[str, list[Detection]], metadata: dict, colors: ColorF
                 predicted = colors(found, name)
                 if predicted.count(req["color"]) < count:
                     matched = False
+                    named = [c for c in COLORS if c in predicted] + sorted(set(predicted) - set(COLORS))
                     reasons.append(f"expected {req['color']} {name}>={count}, found "
                                    f"{predicted.count(req['color'])} {req['color']}; and "
-                                   + ", ".join(f"{predicted.count(c)} {c}" for c in COLORS if c in predicted))
+                                   + ", ".join(f"{predicted.count(c)} {c}" for c in named))
             if "position" in req and matched:
                 relation, target = req["position"]
                 if groups[target] is None:

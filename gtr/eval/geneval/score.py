@@ -21,7 +21,7 @@ from gtr.errors import GtRError
 from gtr.files import write_text
 from gtr.eval.geneval.colors import ColorClassifier
 from gtr.eval.geneval.detector import Detector
-from gtr.eval.geneval.rules import OBJECT_NAMES, Thresholds, evaluate, select_objects
+from gtr.eval.geneval.rules import Thresholds, evaluate, select_objects
 
 IMAGE_NAME = re.compile(r"\d+\.png")  # the official evaluator's filter (re.match: a prefix match)
 
@@ -41,7 +41,7 @@ def score_image(path: Path, metadata: dict, detector: Detector, colors: ColorCla
                 thresholds: Thresholds = Thresholds()) -> dict:
     """One row of ``results.jsonl``."""
     image = ImageOps.exif_transpose(Image.open(path))
-    objects = select_objects(detector(image), OBJECT_NAMES, metadata["tag"], thresholds)
+    objects = select_objects(detector(image), detector.classnames, metadata["tag"], thresholds)
     correct, reason = evaluate(objects, metadata, lambda found, name: colors(image, found, name), thresholds)
     return {"filename": str(path), "tag": metadata["tag"], "prompt": metadata["prompt"], "correct": correct,
             "reason": reason, "metadata": json.dumps(metadata),
@@ -93,8 +93,8 @@ def score_folder(folder: str | os.PathLike, detector: Detector, colors: ColorCla
 
 def partial_path(out: Path, detector: Detector, colors: ColorClassifier, thresholds: Thresholds) -> Path:
     """The partial results of one scorer: a restart with another detector, CLIP or thresholds starts afresh."""
-    scorer = {"detector": detector.label, "detector_model": detector.model.config._name_or_path,
-              "clip": colors.model.config._name_or_path, "thresholds": dataclasses.asdict(thresholds)}
+    scorer = {"detector": detector.label, "detector_model": detector.identity, "clip": colors.identity,
+              "thresholds": dataclasses.asdict(thresholds)}
     key = hashlib.sha256(json.dumps(scorer, sort_keys=True).encode()).hexdigest()[:12]
     return out.with_name(f".{out.stem}.{key}.partial.jsonl")
 
