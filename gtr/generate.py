@@ -181,7 +181,8 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
     if labels.max() >= cfg.model.num_classes:
         raise GtRError(f"{num_images} images at {cfg.images_per_class} per class need {labels.max() + 1} classes; "
                        f"{cfg.model.name} has {cfg.model.num_classes}: lower num_images or raise images_per_class")
-    claim_output(out, run_settings(cfg, num_images=num_images, images_per_class=cfg.images_per_class), runtime.rank)
+    claim_output(out, run_settings(cfg, runtime.device, num_images=num_images, images_per_class=cfg.images_per_class),
+                 runtime.rank, folders=[images_dir])
     if cfg.metrics.enabled:
         from gtr.eval.metrics import preflight
         preflight(cfg)

@@ -36,10 +36,11 @@ def load_prompts(cfg) -> list[dict]:
     """The prompt records: a metadata file checked against the detector's vocabulary, or (``geneval.prompts=scenes``)
     the scenes testbed's evaluation set."""
     g = cfg.geneval
-    scenes = g.detector == "scenes"
+    detector = g.get("detector", "mmdet")
+    scenes = detector == "scenes"
     if g.prompts == "scenes":
         if not scenes:
-            raise GtRError(f"geneval.prompts=scenes asks for shapes and palette colours, which the {g.detector} "
+            raise GtRError(f"geneval.prompts=scenes asks for shapes and palette colours, which the {detector} "
                            "detector does not know: set geneval.detector=scenes")
         from gtr.data.scene_prompts import evaluation_metadata
         records = evaluation_metadata()
@@ -64,7 +65,8 @@ def generate_images(cfg, runtime: Distributed, records: list[dict]) -> dict:
     """Render (or resume) the layout under ``cfg.output_dir``; returns what rank 0 knows of the generation."""
     out, n = Path(cfg.output_dir), cfg.n_samples
     prompts = hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()
-    claim_output(out, run_settings(cfg, prompts=len(records), prompts_sha256=prompts, n_samples=n), runtime.rank)
+    claim_output(out, run_settings(cfg, runtime.device, prompts=len(records), prompts_sha256=prompts, n_samples=n),
+                 runtime.rank)
     num_images = len(records) * n
     run = Run.configure(cfg, runtime.device).load("text", images=num_images, runtime=runtime)
     if runtime.rank == 0:

@@ -5,6 +5,7 @@ and ``scripts/sample.py``'s job on them (:func:`sample_to_folder`).
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -102,18 +103,30 @@ def cache_settings(cfg) -> dict:
     return cache_record(cfg.get("cache"))
 
 
-def claim_output(out: Path, settings: dict, rank: int) -> None:
+def claim_output(out: Path, settings: dict, rank: int, folders: Iterable[Path] = ()) -> None:
     """Resume only what these settings made: ``<out>/run.json`` records what the folder's images are (model,
-    resolved sampler, seed, precision, counts); the first run writes it and a run with other settings stops."""
+    resolved sampler, seed, precision, counts); the first run writes it and a run with other settings stops. Once
+    claimed, ``out`` and ``folders`` are made (every rank makes them: none waits for another)."""
     path = out / "run.json"
     if path.is_file():
-        before, now = _decisive(json.loads(path.read_text())), _decisive(settings)
+        try:
+            stored = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise GtRError(f"{path} is not the JSON record a run writes (cut short or edited): delete {out} to start "
+                           "over, or set output_dir=<another folder>") from None
+        before, now = _decisive(stored), _decisive(settings)
+        for key in RESUME_KEYS:  # folders written before these were recorded are compared without them
+            if key not in before:
+                now.pop(key, None)
         changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
         if changed:
             raise GtRError(f"{out} holds images made with other settings ({', '.join(changed)} differ): set "
                            f"output_dir=<another folder>, or delete {out} to start over")
     elif rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
         write_json(path, settings)
+    for folder in (out, *folders):
+        folder.mkdir(parents=True, exist_ok=True)
 
 
 # The model-config keys that decide a run's images (its name, title, demo grid, metrics do not; CFG and step defaults
@@ -122,20 +135,28 @@ MODEL_KEYS_OF_IMAGES = ("preset", "checkpoint", "ema", "random_init", "init_seed
                         "text_encoder")
 
 
+# Settings that change some images' last bits (a batch's size changes matmul blocking; compiled kernels round
+# otherwise than eager ones; a GPU otherwise than a CPU): a resumed folder must have been made under the same ones.
+RESUME_KEYS = ("batch_size", "mode", "device_type")
+
+
 def _decisive(settings: dict) -> dict:
     """Run settings as the guard compares them (older records may hold more model keys)."""
     model = settings.get("model")
     if not isinstance(model, dict):
-        return settings
+        return dict(settings)
     return {**settings, "model": {k: model.get(k) for k in MODEL_KEYS_OF_IMAGES}}
 
 
-def run_settings(cfg, **counts) -> dict:
-    """What decides a run's images (not batch size or world size, which do not change them)."""
+def run_settings(cfg, device: torch.device | None = None, **counts) -> dict:
+    """What decides a run's images: the model, sampler, seed, precision, ..., and (for resumable jobs, given
+    ``device``) the batch size, executor mode and device type, which can change an image's last bits; not the world
+    size, which changes none."""
     model = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "metrics"}
+    exact = {} if device is None else {"batch_size": cfg.batch_size, "mode": cfg.mode, "device_type": device.type}
     return {"model": model, "sampler": OmegaConf.to_container(cfg.sampler, resolve=True), "seed": cfg.seed,
             "precision": cfg.precision, "diffusion": OmegaConf.to_container(cfg.diffusion, resolve=True),
-            **cache_settings(cfg), **counts}
+            **cache_settings(cfg), **exact, **counts}
 
 
 def check_count(name: str, value, minimum: int = 1) -> None:
@@ -159,12 +180,18 @@ def check_labels(classes) -> None:
 
 
 def check_writable(folder: Path, key: str = "output_dir") -> None:
-    """``folder`` exists (made if needed) and takes a file; else one line naming the config ``key`` to fix."""
+    """``folder`` could be made and take a file (probed in it or, when it does not exist yet, in its nearest existing
+    ancestor: nothing is created, so a run refused later leaves no empty folder); else one line naming ``key``."""
+    folder = Path(folder)
+    probe_in = folder
+    while not probe_in.exists() and probe_in != probe_in.parent:
+        probe_in = probe_in.parent
+    if not probe_in.is_dir():
+        raise GtRError(f"cannot write to output folder {folder}: {probe_in} is a file, not a folder; set {key}=... "
+                       "to a writable folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / ".write_test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        with tempfile.NamedTemporaryFile(dir=probe_in, prefix=".write_test"):
+            pass
     except OSError as err:
         raise GtRError(f"cannot write to output folder {folder} ({err.strerror}): set {key}=... to a writable "
                        f"folder") from None
@@ -292,7 +319,8 @@ def sample_to_folder(cfg) -> Path:
     if not unconditional:  # bad labels fail before any work is done
         run.model.condition(torch.as_tensor(labels, device=run.device))
     claim_output(out, run_settings(cfg, classes=None if unconditional else classes,
-                                   images_per_class=cfg.images_per_class, rng=cfg.rng), rank=0)
+                                   images_per_class=cfg.images_per_class, rng=cfg.rng), rank=0,
+                 folders=[out / "images"])
     clear_images(out / "images")  # this run draws them again (and a folder of an older version holds only its own)
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
 

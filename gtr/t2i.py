@@ -70,7 +70,7 @@ def sample_t2i(cfg) -> Path:
     run = Run.configure(cfg, resolve_device(cfg.device)).load("text", images=len(prompts) * cfg.images_per_prompt)
     prompts_sha256 = hashlib.sha256("\n".join(prompts).encode()).hexdigest()
     claim_output(out, run_settings(cfg, prompts_sha256=prompts_sha256, images_per_prompt=cfg.images_per_prompt),
-                 rank=0)
+                 rank=0, folders=[out / "images"])
     features = PromptEncoder(cfg, run.model, run.device)(prompts)
     clear_images(out / "images")
     (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))

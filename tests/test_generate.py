@@ -67,13 +67,32 @@ def test_killed_and_restarted_run_ends_with_the_same_bytes(reference, tmp_path):
 
 
 def test_bad_requests_are_one_line_errors(reference, tmp_path):
-    proc = run(tmp_path, "num_images=30")
+    proc = run(tmp_path / "new" / "run", "num_images=30")
     assert proc.returncode == 2 and "need 15 classes; mar_tiny has 10" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "new").exists()  # a refused run leaves no folder
     before = pngs(reference)
     proc = run(reference, "seed=5")  # resuming a folder made with other settings would mix two runs' images
     assert proc.returncode == 2 and "other settings (seed differ)" in proc.stderr and "output_dir=" in proc.stderr
+    # batch size and executor mode can move a pixel of a few images: a resume under others would mix two runs
+    proc = run(reference, "batch_size=6", "mode=compile")
+    assert proc.returncode == 2 and "other settings (batch_size, mode differ)" in proc.stderr
     assert pngs(reference) == before
+
+
+def test_a_corrupt_or_legacy_run_record(tmp_path):
+    from gtr.errors import GtRError
+    from gtr.pipeline import claim_output
+    settings = {"seed": 0, "batch_size": 4, "mode": "eager", "device_type": "cpu"}
+    claim_output(tmp_path / "a", settings, rank=0, folders=[tmp_path / "a" / "images"])
+    assert (tmp_path / "a" / "images").is_dir()
+    claim_output(tmp_path / "a", settings, rank=0)
+    (tmp_path / "a" / "run.json").write_text('{"seed": 0, "batch')
+    with pytest.raises(GtRError, match="run.json is not the JSON record a run writes .*delete"):
+        claim_output(tmp_path / "a", settings, rank=0)
+    (tmp_path / "a" / "run.json").write_text('{"seed": 0}')  # written before batch size and mode were recorded
+    claim_output(tmp_path / "a", settings, rank=0)
+    with pytest.raises(GtRError, match="seed differ"):
+        claim_output(tmp_path / "a", {**settings, "seed": 1}, rank=0)
 
 
 def test_hydra_sweep_writes_one_result_per_point(tmp_path):
