@@ -45,6 +45,7 @@ OmegaConf.register_new_resolver("run_tag", run_tag, replace=True)
 def compose_config(*overrides: str, name: str = "sample", hydra_node: bool = False):
     """A job's config (``sample``, ``train``, ...) with Hydra-style overrides, for benchmarks, tests and notebooks;
     composition errors raise :class:`GtRError` with one line (see :func:`explain`)."""
+    import yaml
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
@@ -56,22 +57,28 @@ def compose_config(*overrides: str, name: str = "sample", hydra_node: bool = Fal
             cfg = compose(name, overrides=list(overrides), return_hydra_config=hydra_node)
     except (HydraException, OmegaConfBaseException) as err:
         raise GtRError(explain(err, name, overrides)) from None
+    except yaml.YAMLError as err:  # a config file of the user's (--config-dir, hydra.searchpath) that is not YAML
+        mark = getattr(err, "problem_mark", None)
+        where = f"{mark.name}:{mark.line + 1}" if mark else "a config file"
+        raise GtRError(f"{where} is not valid YAML ({getattr(err, 'problem', None) or err}): fix that file") from None
     validate(cfg, name)
     return cfg
 
 
 def preflight(name: str, argv: Sequence[str]) -> None:
     """Compose and check the config a Hydra job would run with ``argv`` (its command line); exit 2 with one line on
-    any error. Help, info and shell-completion requests, and custom config folders, are left to Hydra."""
+    any error. Help, info and shell-completion requests, and another primary config, are left to Hydra."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
 
     args, _ = get_args_parser().parse_known_args(list(argv))
-    if (args.help or args.hydra_help or args.info or args.shell_completion or args.config_path or args.config_dir
+    if (args.help or args.hydra_help or args.info or args.shell_completion or args.config_path
             or args.experimental_rerun or (args.config_name not in (None, name))):
         return
+    # --config-dir adds a folder of the user's to the search path: checked the same way, through Hydra's searchpath
+    extra = [f"hydra.searchpath=[file://{Path(args.config_dir).resolve()}]"] if args.config_dir else []
     from gtr.schema import first_line
     with one_line_errors():
         try:
@@ -86,7 +93,7 @@ def preflight(name: str, argv: Sequence[str]) -> None:
         combinations = [c for batch in BasicSweeper.split_arguments(parsed, None) for c in batch] if sweeping \
             else [list(args.overrides)]
         for overrides in combinations[:MAX_SWEEP_CHECKS]:
-            compose_config(*overrides, name=name, hydra_node=True)
+            compose_config(*overrides, *extra, name=name, hydra_node=True)
 
 
 def explain(err: BaseException, name: str, overrides: Sequence[str]) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections.abc
 import dataclasses
 import functools
+import math
 import re
 import types
 import typing
@@ -356,3 +357,23 @@ def _check_train(node: DictConfig) -> None:
     from gtr.pipeline import check_count
     for key in ("steps", "batch_size", "checkpoint_every", "log_every"):
         check_count(f"train.{key}", node[key])
+    check_count("train.warmup_steps", node.warmup_steps, minimum=0)
+
+    def check(key: str, ok: bool, wanted: str) -> None:
+        if not ok:
+            raise GtRError(f"train.{key}={node[key]!r}: give {wanted}")
+
+    finite = math.isfinite
+    check("lr", finite(node.lr) and node.lr > 0, "a learning rate > 0, e.g. 1e-3")
+    check("weight_decay", finite(node.weight_decay) and node.weight_decay >= 0, "a weight decay >= 0")
+    check("betas", len(node.betas) == 2 and all(finite(b) and 0 <= b < 1 for b in node.betas),
+          "two Adam betas in [0, 1), e.g. [0.9, 0.95]")
+    check("grad_clip", node.grad_clip is None or (finite(node.grad_clip) and node.grad_clip > 0),
+          "a gradient-norm clip > 0, or null for none")
+    check("ema_decay", node.ema_decay is None or (finite(node.ema_decay) and 0 <= node.ema_decay < 1),
+          "an EMA decay in [0, 1), or null for none")
+    if "mask_ratio_min" in node:
+        check("mask_ratio_min", finite(node.mask_ratio_min) and 0 <= node.mask_ratio_min <= 1, "a ratio in [0, 1]")
+        check("label_drop_prob", finite(node.label_drop_prob) and 0 <= node.label_drop_prob < 1,
+              "a probability in [0, 1)")
+        check_count("train.diffusion_batch_mul", node.diffusion_batch_mul)

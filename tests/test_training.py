@@ -192,3 +192,15 @@ def test_a_resume_under_other_settings_is_refused(tmp_path):
     with pytest.raises(GtRError, match="train.steps: 2 -> 3"):
         JOBS["classifier"](cfg)
     JOBS["classifier"](compose_config("train=classifier", out, *common, "train.checkpoint_every=7", name="train"))
+
+
+@pytest.mark.parametrize("option, message", [
+    ("train.lr=-1", "train.lr=-1: give a learning rate > 0"), ("train.lr=nan", "train.lr=nan"),
+    ("train.warmup_steps=-5", "train.warmup_steps must be an integer >= 0"),
+    ("train.ema_decay=1.5", "give an EMA decay in \\[0, 1\\)"), ("train.grad_clip=0", "gradient-norm clip > 0"),
+    ("train.weight_decay=-1", "weight decay >= 0"), ("train.betas=[0.9]", "two Adam betas"),
+    ("train.label_drop_prob=1.0", "train.label_drop_prob=1.0: give a probability in \\[0, 1\\)"),
+])
+def test_training_options_out_of_range_are_refused_before_any_work(option, message):
+    with pytest.raises(GtRError, match=message):
+        compose_config("train=mar_scenes", "out_dir=unused", option, name="train")
