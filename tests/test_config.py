@@ -57,12 +57,21 @@ def test_a_sweep_is_checked_combination_by_combination(capsys):
     preflight("generate", ["--multirun", "seed=0,1", "sampler=gtr,mar_16", "hydra/launcher=slurm"])  # no error
 
 
-def test_help_and_custom_config_folders_are_left_to_hydra():
-    for args in (["--help"], ["--hydra-help"], ["--cfg", "job"], ["--config-dir", "/nowhere", "foo=1"]):
+def test_help_is_left_to_hydra_and_custom_config_folders_are_checked(tmp_path, capsys):
+    for args in (["--help"], ["--hydra-help"], ["--cfg", "job"]):
         if "--cfg" in args:
             preflight("sample", args)  # composes (valid), returns
         else:
             assert preflight("sample", args) is None
+    (tmp_path / "sampler").mkdir()
+    (tmp_path / "sampler" / "mine.yaml").write_text("defaults:\n  - mar\n  - _self_\nnum_iter: 4\n")
+    preflight("sample", ["--config-dir", str(tmp_path), "sampler=mine"])  # a user's config composes
+    (tmp_path / "sampler" / "broken.yaml").write_text("name: mar\nnum_iter: [4\n")
+    for args, message in ((["sampler=broken"], "broken.yaml:3 is not valid YAML"), (["foo=1"], "unknown key 'foo'")):
+        with pytest.raises(SystemExit) as stop:
+            preflight("sample", ["--config-dir", str(tmp_path), *args])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
 def test_compose_config_raises_one_line():
