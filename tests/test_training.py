@@ -204,3 +204,19 @@ def test_a_resume_under_other_settings_is_refused(tmp_path):
 def test_training_options_out_of_range_are_refused_before_any_work(option, message):
     with pytest.raises(GtRError, match=message):
         compose_config("train=mar_scenes", "out_dir=unused", option, name="train")
+
+
+def test_a_full_disk_while_checkpointing_is_one_line(tmp_path, monkeypatch, capsys):
+    """torch.save reports a failed write (a full disk) as a RuntimeError: the job ends with one line."""
+    from gtr.errors import one_line_errors
+
+    def full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file "
+                           "data/0: file write failed")
+    trainer = Trainer(torch.nn.Linear(2, 2), tmp_path, total_steps=1, lr=1e-3)
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(SystemExit) as stop, one_line_errors(tmp_path):
+        trainer.save()
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and len(err.splitlines()) == 1 and "last.pt" in err and "re-run" in err
+    assert not list(tmp_path.glob("*.tmp*"))  # nothing half-written left

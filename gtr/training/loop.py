@@ -8,6 +8,7 @@ with ``weights_only=True``).
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import math
 import os
@@ -102,8 +103,14 @@ class Trainer:
         if self.ema is not None:
             state["model_ema"] = self.ema.state_dict()
         self.out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.checkpoint_path) as tmp:
-            torch.save(state, tmp)
+        try:
+            with atomic_path(self.checkpoint_path) as tmp:
+                torch.save(state, tmp)
+        except RuntimeError as err:  # torch's zip writer reports a failed write (a full disk) as a RuntimeError
+            if "write" not in str(err).lower():
+                raise
+            raise OSError(errno.ENOSPC, f"cannot write the checkpoint ({str(err).splitlines()[0]})",
+                          str(self.checkpoint_path)) from None
 
     def resume(self) -> bool:
         """Continue from ``<out>/last.pt`` if it exists; True when something was loaded."""
