@@ -216,8 +216,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
             raise GtRError(f"{path} is truncated or not a PyTorch checkpoint; re-download it") from None
         raise GtRError(f"{path} holds Python objects that are not loaded for safety ({blocked[1]}); export its "
                        f"tensors to a plain state dict or a .safetensors file") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
-        # OSError: torch's zip reader fails with EINVAL on a zip cut under ~64 KB.
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, KeyError) as err:
+        # OSError: torch's zip reader fails with EINVAL on a zip cut under ~64 KB; KeyError: the legacy reader on a
+        # file that is not a pickle at all (text, say).
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise GtRError(f"{path} is truncated or not a PyTorch checkpoint ({first}); re-download it") from None
     if not isinstance(obj, dict):

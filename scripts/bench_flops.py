@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from gtr.errors import one_line_errors
 from gtr.eval.flops import FlopsCounter, analytic_flops
 from gtr.eval.paper import TABLE1, TABLE3, TABLE4, paper_values
 from gtr.models.registry import LIGHTGEN_PRESETS
@@ -254,4 +255,5 @@ def lightgen() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with one_line_errors():
+        sys.exit(main())

@@ -25,14 +25,16 @@ import argparse
 from pathlib import Path
 
 import torch
+
 import gtr
+from gtr.errors import one_line_errors
 from gtr.eval.flops import FlopsCounter
 from gtr.eval.latency import (break_even, break_even_cell, command_line, device_name, device_tag, summary,
                               time_interleaved)
 from gtr.files import write_json
 from gtr.models import build_model
 from gtr.models.registry import REGISTRY
-from gtr.pipeline import cache_from_config, compose_config, sampler_from_config, sampling_options
+from gtr.pipeline import cache_from_config, compose_config, resolve_device, sampler_from_config, sampling_options
 from gtr.sampling.compiled import MODES, check_mode
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,11 +63,17 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["eager"], choices=MODES, help="executor modes to time")
     parser.add_argument("--out-dir", type=Path, default=REPO / "results")
     args = parser.parse_args()
-    device = torch.device(args.device)
-    for mode in args.modes:
-        check_mode(mode, device)
-    for model_name in args.models:
-        bench(model_name, args, device)
+    if args.batch < 1 or args.repeats < 1:
+        parser.error("--batch and --repeats must be >= 1")
+    with one_line_errors(args.out_dir):
+        device = resolve_device(args.device)
+        for mode in args.modes:
+            check_mode(mode, device)
+        for model_name in args.models:  # every sampler config exists before any model is timed
+            for sampler in args.samplers:
+                sampling_options(model_name, sampler)
+        for model_name in args.models:
+            bench(model_name, args, device)
 
 
 def inductor_cache_state() -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from gtr.errors import one_line_errors
 from gtr.eval.latency import command_line
 
 REPO = Path(__file__).resolve().parent.parent
@@ -41,6 +42,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64, help="image side in pixels")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench_memory")
     args = parser.parse_args()
+    if min(args.counts) < 1 or args.size < 1:
+        parser.error("--counts and --size must be >= 1")
     rows = []
     for count in args.counts:
         with tempfile.TemporaryDirectory() as tmp:
@@ -71,4 +74,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gtr.errors import one_line_errors
 from gtr.eval.geneval.detector import opencv_linear_resize
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,4 +56,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

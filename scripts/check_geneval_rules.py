@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from gtr.errors import one_line_errors
 from gtr.eval.geneval.prompts import read_metadata
 from gtr.eval.geneval.rules import COLORS, OBJECT_NAMES, Thresholds, evaluate, select_objects
 
@@ -138,4 +139,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with one_line_errors():
+        main()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from gtr.errors import one_line_errors
 from gtr.eval.tables import RESULTS, write_tables
 from gtr.pipeline import REPO_ROOT
 
@@ -19,7 +20,8 @@ def main(argv=None) -> None:
                                                       str(RESULTS / "runs" / "*.json")])
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    print(write_tables(args.runs, args.out))
+    with one_line_errors(args.out):
+        print(write_tables(args.runs, args.out))
 
 
 if __name__ == "__main__":

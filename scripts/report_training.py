@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 
 import torch
 
-from gtr.errors import GtRError
+from gtr.errors import GtRError, one_line_errors
 from gtr.files import write_json, write_text
+from gtr.images import pyplot
+from gtr.weights import read_checkpoint
 
 
 @torch.no_grad()
@@ -53,24 +54,23 @@ def main() -> None:
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--out", type=Path, required=True, help="output stem: <out>.json, <out>.md, <out>.png")
     args = parser.parse_args()
-    try:
+    with one_line_errors(args.out.parent):
         histories = {}
         for run in args.runs:
             path = run / "last.pt"
             if not path.is_file():
                 raise GtRError(f"{path} does not exist: pass run folders of scripts/train.py (runs/<name>)")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = read_checkpoint(path)
+            if "history" not in state:
+                raise GtRError(f"{path} holds no training history: not a checkpoint of scripts/train.py")
             histories[run.name] = json.loads(state["history"])
+            if not histories[run.name]:
+                raise GtRError(f"{path} has logged no step yet: train longer (train.log_every steps) first")
         result = {"runs": {k: {"steps": h[-1]["step"], "first_loss": h[0]["loss"], "final_loss": h[-1]["loss"]}
                            for k, h in histories.items()}}
         if args.tokenizer:
             result["reconstruction"] = reconstruction_quality(args.tokenizer, data_root=args.data_root)
-    except GtRError as err:
-        print(f"error: {err}", file=sys.stderr)
-        sys.exit(2)
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(histories), figsize=(5 * len(histories), 3.6), squeeze=False)
     for ax, (name, history) in zip(axes[0], histories.items()):
         ax.plot([h["step"] for h in history], [h["loss"] for h in history], lw=1.2)

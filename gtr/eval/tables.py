@@ -14,6 +14,7 @@ import json
 import statistics
 from pathlib import Path
 
+from gtr.errors import GtRError
 from gtr.eval.paper import TABLE1, TABLE3, TABLE4, TABLE5, paper_values
 from gtr.models.registry import REGISTRY
 
@@ -33,7 +34,15 @@ def agrees(options: dict, expected: dict) -> bool:
 
 
 def load_json(path: Path):
-    return json.loads(path.read_text()) if path.is_file() else None
+    """A JSON file's content (None when absent), or one line naming a file that is not JSON."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise GtRError(f"{path} is not JSON ({err}): re-run the job that wrote it, or move it out of the --runs "
+                       "patterns") from None
 
 
 class Measured:
@@ -44,7 +53,7 @@ class Measured:
                       for r in load_json(RESULTS / "flops.json") or []}
         self.latency = []
         for path in sorted(RESULTS.glob("latency_*.json")):
-            data = json.loads(path.read_text())
+            data = load_json(path)
             eager = [row for row in data["rows"] if row.get("mode", "eager") == "eager"]  # the paper's tables
             for row in eager:
                 per_image = row.get("s_per_image", row["median_s"] / data["batch"])
@@ -54,7 +63,7 @@ class Measured:
         self.runs, self.all_records = {}, []
         for pattern in run_globs:
             for path in sorted(glob.glob(pattern, recursive=True)):
-                record = json.loads(Path(path).read_text())
+                record = load_json(Path(path))
                 self.all_records.append(record)
                 if record.get("metrics") and record.get("sampler_config"):
                     key = (record["model"], record["sampler_config"])
