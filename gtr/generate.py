@@ -32,12 +32,13 @@ from gtr.pipeline import (REPO_ROOT, Run, batches_of_rank, cache_settings, check
                           resolve_device, run_settings)
 
 
-def image_ok(path: Path) -> bool:
-    """Whether a PNG exists and fully decodes."""
+def image_ok(path: Path, size: int | None = None) -> bool:
+    """Whether a PNG exists, fully decodes, and is what this run writes: 8-bit RGB (``size`` x ``size`` when given).
+    Anything else in its place (a greyscale or resized copy, say) is redrawn rather than packed and scored."""
     try:
         with Image.open(path) as im:
             im.load()
-        return True
+            return im.mode == "RGB" and (size is None or im.size == (size, size))
     except (OSError, SyntaxError, ValueError):
         return False
 
@@ -129,7 +130,8 @@ def render_sharded(runtime: Distributed, run: Run, num_images: int, path_of: Cal
     for ids in mine:  # half-written files of a killed run (each rank clears its own)
         for i in ids:
             path_of(i).with_name(f".{path_of(i).name}.tmp").unlink(missing_ok=True)
-    todo = [b for b in mine if not all(image_ok(path_of(i)) for i in b)]
+    size = run.model.config.img_size
+    todo = [b for b in mine if not all(image_ok(path_of(i), size) for i in b)]
     done_before = sum(len(b) for b in mine) - sum(len(b) for b in todo)
     seconds, t0 = 0.0, time.perf_counter()
     with tqdm(total=sum(len(b) for b in mine), initial=done_before, unit="img", dynamic_ncols=True,
@@ -139,7 +141,7 @@ def render_sharded(runtime: Distributed, run: Run, num_images: int, path_of: Cal
             seconds += time.perf_counter() - t0
             for image_id, image in zip(ids, batch):
                 path = path_of(image_id)
-                if not image_ok(path):
+                if not image_ok(path, size):
                     path.parent.mkdir(parents=True, exist_ok=True)
                     save_png(image, path)
             bar.update(len(ids))
@@ -189,6 +191,7 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
     run.load("class", images=num_images, runtime=runtime)
     if runtime.rank == 0:
         (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        (out / ".samples.npz.tmp").unlink(missing_ok=True)  # a pack cut short by a kill
 
     def path_of(i: int) -> Path:
         return images_dir / f"{i:05d}.png"

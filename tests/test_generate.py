@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import REPO, run_env, write_random_inception
 
@@ -60,10 +61,14 @@ def test_killed_and_restarted_run_ends_with_the_same_bytes(reference, tmp_path):
         proc.wait()
     images = sorted((tmp_path / "images").glob("*.png"))
     images[0].write_bytes(images[0].read_bytes()[:50])  # a corrupt file (e.g. written by another tool) is redone
+    Image.open(images[1]).convert("L").save(images[1])  # so are a greyscale copy and a resized one
+    Image.open(images[2]).resize((8, 8)).save(images[2])
+    (tmp_path / ".samples.npz.tmp").write_bytes(b"cut")  # and a pack cut short is cleared
     proc = run(tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert pngs(tmp_path) == pngs(reference)
     assert not [p for p in (tmp_path / "images").iterdir() if not p.name.endswith(".png")]  # no temp leftovers
+    assert not (tmp_path / ".samples.npz.tmp").exists()
 
 
 def test_bad_requests_are_one_line_errors(reference, tmp_path):
