@@ -164,7 +164,7 @@ def tiny_lightgen(tmp_path_factory):
     out = tmp_path_factory.mktemp("lightgen_scenes")
     cfg = compose_config("train=lightgen_scenes", f"out_dir={out}", "progress=false", "train.steps=2",
                          "train.batch_size=8", "train.log_every=1", "train.limit=32", "train.text.d_model=32",
-                         f"+train.hparams={TINY}", "train.tokenizer.name=scenes_vae", name="train")
+                         f"+train.hparams={TINY}", name="train")
     model_path = JOBS["lightgen"](cfg)
     return model_path, model_path.with_name("scenes_text.safetensors")
 
@@ -180,7 +180,7 @@ def test_lightgen_scenes_trains_samples_a_prompt_and_scores_with_genevals_job(tm
     model_path, text_path = tiny_lightgen
     assert text_path.is_file()
     model = ["model=lightgen_scenes", f"model.checkpoint={model_path}", f"model.text_encoder.path={text_path}",
-             f"+model.hparams={TINY}", "model.tokenizer.name=scenes_vae", "progress=false",
+             f"+model.hparams={TINY}", "progress=false",
              f"text_cache={tmp_path / 'cache'}"]
     grid = sample_t2i(compose_config(*model, "prompt=a photo of two circles", "images_per_prompt=2",
                                      f"output_dir={tmp_path / 't2i'}", name="sample_t2i"))
@@ -231,7 +231,7 @@ def test_t2i_study_script_measures_the_gate_resumes_and_reports(tmp_path, tiny_l
     model_path, text_path = tiny_lightgen
     argv = ["scenes_t2i_study.py", "--rows", "lightgen_32", "lightgen_8", "gtr_16", "--num-prompts", "2",
             "--n-samples", "1", "--batch-size", "2", "--checkpoint", str(model_path), "--text-checkpoint",
-            str(text_path), "--override", f"+model.hparams={TINY}", "--override", "model.tokenizer.name=scenes_vae",
+            str(text_path), "--override", f"+model.hparams={TINY}",
             "--images", str(tmp_path / "images"), "--out", str(tmp_path / "study")]
     script = load_script("scenes_t2i_study")
     import sys
