@@ -95,7 +95,8 @@ def resolve(file: WeightFile, path: str | os.PathLike | None = None, root: str |
     if path is not None:
         path = Path(path).expanduser()
         if not path.is_file():
-            raise GtRError(f"{file.name} {file.kind}: {path} does not exist; fix {file.config_key}=... or set it to "
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            raise GtRError(f"{file.name} {file.kind}: {path} {what}; fix {file.config_key}=<the file> or set it to "
                            f"null to use {Path(root) / file.relpath}")
         return path
     if file.bundled and (ASSETS / file.bundled).is_file():

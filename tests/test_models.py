@@ -90,6 +90,9 @@ def test_labels_out_of_range():
         model.condition(torch.tensor([1, 10]))
     with pytest.raises(GtRError, match="class label -1"):
         model.condition(torch.tensor([-1]))
+    for labels in ([1.7, 2.0], [True, False]):  # never truncated or read as classes 1 and 0
+        with pytest.raises(GtRError, match="class labels must be integers"):
+            model.condition(torch.tensor(labels))
 
 
 def test_encoder_drops_unknown_tokens_like_the_official_model():

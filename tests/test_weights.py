@@ -51,9 +51,11 @@ def test_failed_download_says_why(tmp_path, monkeypatch):
     assert not (tmp_path / "fake.pth").exists()
 
 
-def test_explicit_path_missing(tmp_path):
-    with pytest.raises(GtRError, match=r"does not exist; fix model.checkpoint=\.\.\."):
+def test_explicit_path_missing_or_a_folder(tmp_path):
+    with pytest.raises(GtRError, match=r"typo.pth does not exist; fix model.checkpoint=<the file>"):
         resolve(REGISTRY["mar_b"].weights, tmp_path / "typo.pth", tmp_path)
+    with pytest.raises(GtRError, match=r"is a folder, not a file; fix model.checkpoint=<the file>"):
+        resolve(REGISTRY["mar_b"].weights, tmp_path, tmp_path)
 
 
 def test_truncated_checkpoint(tmp_path):

@@ -137,6 +137,9 @@ class MAR(CachedPasses, nn.Module):
     def condition(self, labels: torch.Tensor) -> torch.Tensor:
         """Class embeddings [B, D] for integer labels [B]."""
         labels = torch.as_tensor(labels, device=self.class_emb.weight.device)
+        if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
+            raise GtRError(f"class labels must be integers, got {labels.dtype} labels "
+                           f"({labels.flatten()[:3].tolist()}...): pass integer class indices, e.g. [207, 360]")
         num = self.config.class_num
         if labels.numel() and (labels.min() < 0 or labels.max() >= num):
             bad = labels[(labels < 0) | (labels >= num)][0].item()
