@@ -61,6 +61,9 @@ def compose_config(*overrides: str, name: str = "sample", hydra_node: bool = Fal
         mark = getattr(err, "problem_mark", None)
         where = f"{mark.name}:{mark.line + 1}" if mark else "a config file"
         raise GtRError(f"{where} is not valid YAML ({getattr(err, 'problem', None) or err}): fix that file") from None
+    if hydra_node:  # ${hydra:...} interpolations (e.g. output_dir=...${hydra:job.num}) resolve as in a Hydra run
+        from hydra.core.hydra_config import HydraConfig
+        HydraConfig.instance().set_config(cfg)
     validate(cfg, name)
     return cfg
 
