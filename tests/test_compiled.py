@@ -19,9 +19,10 @@ from gtr.sampling.executor import make_rng, run_schedule
 FEW_STEPS = {"diffusion_steps": 4, "upper_steps": 5, "lower_steps": 2, "t_max": 4, "t_min": 2, "t_rec": 2,
              "t_detail": 4, "constant_steps": 3}
 CONFIGS = sorted(p.stem for p in (REPO / "configs" / "sampler").glob("*.yaml"))
-# disa_8 and disa_16 are disa with another num_iter: the same code compiled again for new shapes (1-3 minutes each on
-# a 2-core CPU); disa stands for them.
-MAR_CONFIGS = [c for c in CONFIGS if "lightgen" not in c and c not in ("disa_8", "disa_16")]
+# A config that is another one with fewer AR steps runs the same code, compiled again for new shapes (1-3 minutes each
+# on a 2-core CPU): the full-step config stands for it (disa for disa_8/disa_16, mar for mar_8/mar_16, and so on).
+FEWER_STEPS = ("disa_8", "disa_16", "mar_8", "mar_16", "halton_8", "gtr_8", "lazymar_8")
+MAR_CONFIGS = [c for c in CONFIGS if "lightgen" not in c and c not in FEWER_STEPS]
 # Compiling is most of these tests' cost, and compiled passes are kept with the model: under pytest-xdist the whole
 # module runs in one worker (``--dist loadgroup``), so each model is compiled once, not once per worker.
 pytestmark = pytest.mark.xdist_group("compiled")
