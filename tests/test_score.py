@@ -117,3 +117,26 @@ def test_pack_npz_streams_pngs_into_the_adm_layout(images, tmp_path):
     with pytest.raises(GtRError, match="one .npz holds images of one size"):
         pack_npz([root / "images" / "00000.png", tmp_path / "small.png"], tmp_path / "mixed.npz")
     assert not (tmp_path / "mixed.npz").exists() and not (tmp_path / ".mixed.tmp.npz").exists()
+
+
+def test_a_reference_that_cannot_mean_anything_is_refused_or_flagged_before_generating(tmp_path):
+    """metrics.reference is checked before any image is generated: statistics of another extractor's feature size
+    and a folder of fewer than 2 images are refused; a run or reference smaller than the feature size is scored
+    with a warning in its record."""
+    from gtr.eval.metrics import preflight, score_batches
+    from gtr.pipeline import compose_config
+    np.savez(tmp_path / "small.npz", mu=np.zeros(64), sigma=np.eye(64))
+    cfg = compose_config("model=mar_tiny", f"metrics.reference={tmp_path / 'small.npz'}", name="generate")
+    with pytest.raises(GtRError, match="64-d statistics but the inception extractor gives 2048-d features"):
+        preflight(cfg)
+    (tmp_path / "one").mkdir()
+    Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(tmp_path / "one" / "00000.png")
+    cfg = compose_config("model=mar_fmnist", f"metrics.reference={tmp_path / 'one'}", name="generate")
+    with pytest.raises(GtRError, match="holds 1 images: need at least 2"):
+        preflight(cfg)
+    np.savez(tmp_path / "stats.npz", mu=np.zeros(128), sigma=np.eye(128))
+    cfg = compose_config("model=mar_fmnist", f"metrics.reference={tmp_path / 'stats.npz'}", name="generate")
+    preflight(cfg)  # the analogue's 128-d statistics fit
+    batch = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (20, 28, 28, 3), dtype=np.uint8))
+    result = score_batches([batch], 20, cfg, torch.device("cpu"))
+    assert "the sample has 20 images, fewer than the 128 feature dimensions" in result["fid_warning"]

@@ -89,8 +89,12 @@ def reference_stats(reference: str, extractor, cfg) -> dict[str, np.ndarray]:
         files = folder_images(path, minimum=0)
         if len(files) < 2:
             raise GtRError(f"reference folder {path} holds {len(files)} images: need at least 2")
-        return statistics(extract(extractor, png_batches(files), len(files))[0])
+        stats = statistics(extract(extractor, png_batches(files), len(files))[0])
+        return {**stats, "count": len(files)}
     return load_statistics(path)
+
+
+FEATURE_DIMS = {"inception": 2048, "fmnist": 128, "scenes": 128}  # what each extractor's statistics must have
 
 
 def preflight(cfg) -> None:
@@ -105,8 +109,18 @@ def preflight(cfg) -> None:
     elif fashion:
         from gtr.data import FashionMNIST
         FashionMNIST(fashion[0], cfg.metrics.get("data_root"))  # the split's files must be there
-    elif not reference_file(reference, cfg).is_dir():
-        load_statistics(reference_file(reference, cfg))
+    elif reference_file(reference, cfg).is_dir():
+        files = folder_images(reference_file(reference, cfg), minimum=0)
+        if len(files) < 2:
+            raise GtRError(f"reference folder {reference_file(reference, cfg)} holds {len(files)} images: need at "
+                           f"least 2 (and {FEATURE_DIMS[cfg.metrics.extractor]:,} or more for a full-rank covariance)")
+    else:
+        stats = load_statistics(reference_file(reference, cfg))
+        expected = FEATURE_DIMS[cfg.metrics.extractor]
+        if stats["mu"].shape[0] != expected:
+            raise GtRError(f"{reference_file(reference, cfg)} holds {stats['mu'].shape[0]}-d statistics but the "
+                           f"{cfg.metrics.extractor} extractor gives {expected}-d features: give statistics of the "
+                           f"same extractor (or set metrics.extractor)")
     if cfg.metrics.extractor == "inception":
         from gtr.eval.inception import INCEPTION
         from gtr.weights import resolve
@@ -144,6 +158,14 @@ def score_batches(batches: Iterable[torch.Tensor], num_images: int, cfg, device:
     analogue = "" if cfg.metrics.extractor == "inception" else f"_{cfg.metrics.extractor}"
     result = {"extractor": extractor.name, "reference": str(cfg.metrics.reference),
               f"fid{analogue}": fid, f"is{analogue}": is_mean, "is_std": is_std, "is_splits": splits}
+    dims = len(reference["mu"])
+    small = [f"{name} has {n:,} images, fewer than the {dims:,} feature dimensions: its covariance is singular and "
+             "this FID is not comparable with one against a full set"
+             for name, n in (("the reference", reference.get("count")), ("the sample", num_images))
+             if n is not None and n < dims]
+    if small:
+        result["fid_warning"] = "; ".join(small)
+        print(f"warning: {result['fid_warning']}", flush=True)
     if analogue and labels is not None:
         result["accuracy"] = float((logits.argmax(1).numpy() == labels).mean())
     if exact:
