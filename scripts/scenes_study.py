@@ -8,7 +8,9 @@
 800 class-balanced images x 3 seeds per row (2,400: the validity interval is +-2 points or narrower). Each row is a
 sampler config of configs/sampler run on the shipped model; per image the exact scorer says valid or not, per seed
 the scenes classifier gives FID/KID analogues. Rows beyond the premise gate and the guidance sweep run only once the
-gate has passed (``--ignore-gate`` overrides, for diagnosis). Results are saved after every seed (a re-run resumes);
+gate has passed (``--ignore-gate`` overrides, for diagnosis), and so does Figure 3 (``--figure3-images`` samples of
+the 64-step baseline, half their tokens given as a checkerboard or a block, completed with ``--figure3-seeds`` seeds).
+Results are saved after every seed (a re-run resumes);
 a different model (``--checkpoint``, or retrained weights) starts a new attempt and keeps the old one's gate in the
 report. The logic lives in :mod:`gtr.study.scenes` and :mod:`gtr.study.report`.
 """
@@ -25,8 +27,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    from gtr.study.scenes import (GRID_ROWS, PREMISE, ROW, TABLES, load_state, measure, model_id, premise, rows_of,
-                                  sample_grid)
+    from gtr.study.scenes import (GRID_ROWS, PREMISE, ROW, TABLES, figure3, load_state, measure, model_id, premise,
+                                  rows_of, sample_grid)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", nargs="+", default=list(TABLES), choices=TABLES, help="tables to measure")
     parser.add_argument("--rows", nargs="+", default=None, help="row keys (instead of --tables)")
@@ -36,16 +38,22 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--mode", default="eager", choices=("eager", "compile"), help="executor mode (recorded)")
     parser.add_argument("--checkpoint", default=None, help="another mar_scenes weights file (a new attempt)")
+    parser.add_argument("--figure3-images", type=int, default=100,
+                        help="images of the Figure 3 experiment (0: skip it); run once the gate has passed")
+    parser.add_argument("--figure3-seeds", type=int, default=4, help="completions per image in Figure 3")
     parser.add_argument("--ignore-gate", action="store_true", help="run rows beyond the premise gate even if it fails")
     parser.add_argument("--report", action="store_true", help="only rewrite the report from the stored results")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "scenes_study", help="output stem")
     args = parser.parse_args()
     if args.samples < 2 or args.batch_size < 1 or len(set(args.seeds)) < 2 or min(args.seeds) < 0:
         parser.error("--samples must be >= 2, --batch-size >= 1, and --seeds at least two distinct seeds >= 0")
+    if args.figure3_images < 0 or args.figure3_images == 1 or args.figure3_seeds < 2:
+        parser.error("--figure3-images must be 0 (skip) or >= 2, and --figure3-seeds >= 2")
     unknown = sorted(set(args.rows or []) - set(ROW))
     if unknown:
         parser.error(f"unknown row(s) {', '.join(unknown)}: choose from {', '.join(ROW)}")
     with one_line_errors():
+        from gtr.files import write_json
         from gtr.study.report import report
         path = args.out.with_suffix(".json")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,15 +70,26 @@ def main() -> None:
                            batch_size=args.batch_size, device=args.device, mode=args.mode,
                            checkpoint=args.checkpoint, command=command)
             measure(first, **options)
+            open_gate = premise(study["current"])["passed"] or args.ignore_gate
             if gated:
-                if premise(study["current"])["passed"] or args.ignore_gate:
+                if open_gate:
                     measure(gated, **options)
                 else:
                     print("the premise gate has not passed (see the report): the other rows were not run "
                           "(--tables premise measures it; --ignore-gate runs them anyway)", file=sys.stderr)
-            sample_grid(GRID_ROWS, state=study["current"], path=args.out.with_name(f"{args.out.name}_samples.png"),
-                        device=args.device, checkpoint=args.checkpoint)
-        from gtr.files import write_json
+            f3 = study["current"].get("figure3") or {}
+            wanted = {"images": args.figure3_images, "seeds": args.figure3_seeds}
+            if open_gate and args.figure3_images and not args.rows and {k: f3.get(k) for k in wanted} != wanted:
+                figure3(state=study["current"], path=args.out.with_name(f"{args.out.name}_figure3.png"),
+                        count=args.figure3_images, seeds=args.figure3_seeds, device=args.device,
+                        checkpoint=args.checkpoint)
+                write_json(path, study)
+            grid = {k: study["current"]["rows"].get(k, {}).get("sampler") for k in GRID_ROWS}
+            sheet = args.out.with_name(f"{args.out.name}_samples.png")
+            if study["current"].get("grid") != grid or not sheet.is_file():  # drawn again only when a row changed
+                if sample_grid(GRID_ROWS, state=study["current"], path=sheet, device=args.device,
+                               checkpoint=args.checkpoint):
+                    study["current"]["grid"] = grid
         write_json(path, study)
         report(study, args.out.with_suffix(".md"))
         print(f"wrote {args.out.with_suffix('.md')}")

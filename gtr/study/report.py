@@ -176,6 +176,19 @@ def report(study: Mapping, path: Path) -> str:
                          "Every operating point (the frontier)")
     lines += _rows_table(rows, [r.key for r in ROWS if r.table == "sweeps"] + ["gtr_16"],
                          "GtR's hyperparameters around GtR-16")
+    if decided.get("figure3"):
+        f3 = state["figure3"]
+        lines += ["", "## Figure 3: which half pins the image down?", "",
+                  f"{f3['images']} samples of the 64-step baseline; half of each one's tokens given (checkerboard or "
+                  f"the top block), the rest completed with {f3['seeds']} seeds in {f3['completion_steps']} AR steps. "
+                  "Spread = per image, the std of its pixels across seeds, averaged (± standard error).", "",
+                  "| given half | pixel spread | completions valid |", "|---|---|---|"]
+        lines += [f"| {p} | {f3[p]['pixel_std_mean']:.4f} ± {f3[p]['pixel_std_sem']:.4f} | "
+                  f"{f3[p]['valid'] / f3[p]['completions']:.1%} of {f3[p]['completions']:,} |"
+                  for p in ("checkerboard", "block")]
+        lines += [""] + _claims_table(decided["figure3"])
+        if path.with_name(f"{path.stem}_figure3.png").is_file():
+            lines += ["", f"![Figure 3 on the scenes]({path.stem}_figure3.png)", ""]
     if plot_frontier(rows, path.with_name(f"{path.stem}_frontier.png")):
         lines += ["![validity against FLOPs](" + f"{path.stem}_frontier.png)", ""]
     if path.with_name(f"{path.stem}_samples.png").is_file():
