@@ -212,7 +212,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
                     raise
                 obj = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) format
     except pickle.UnpicklingError as err:
-        blocked = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        # torch < 2.14: "Unsupported global: GLOBAL os.system"; 2.14: "unsupported GLOBAL posix.system whose ..."
+        blocked = re.search(r"unsupported global:?\s+(?:GLOBAL\s+)?(\S+)", str(err), re.IGNORECASE)
         if blocked is None:
             raise GtRError(f"{path} is truncated or not a PyTorch checkpoint; re-download it") from None
         raise GtRError(f"{path} holds Python objects that are not loaded for safety ({blocked[1]}); export its "

@@ -66,6 +66,22 @@ def test_truncated_checkpoint(tmp_path):
         read_checkpoint(path)
 
 
+class _Payload:
+    def __reduce__(self):
+        import os
+        return (os.system, ("echo this must never run",))
+
+
+def test_a_checkpoint_holding_code_is_named_not_run(tmp_path, capfd):
+    """A pickle that would call os.system is refused (never executed), and the message names the blocked global
+    whatever torch's wording ("Unsupported global: GLOBAL os.system", "unsupported GLOBAL posix.system ...")."""
+    path = tmp_path / "evil.pth"
+    torch.save({"model": _Payload()}, path)
+    with pytest.raises(GtRError, match=r"holds Python objects that are not loaded for safety \((os|posix|nt)\.system\)"):
+        read_checkpoint(path)
+    assert "must never run" not in capfd.readouterr().out
+
+
 def test_not_a_checkpoint(tmp_path):
     path = tmp_path / "kl16.ckpt"
     path.write_text("<html>Dropbox sign-in page</html>")
