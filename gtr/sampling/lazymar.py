@@ -33,6 +33,7 @@ supports MAR only), which the Table 2 rows label as such.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -122,6 +123,9 @@ class LazyMARCache(Cache):
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
+_SAID: set = set()  # (model, prune_layer) pairs already told that nothing is pruned: said once per process
+
+
 class LazyMARRunner(ModelRunner):
     """Holds LazyMAR's caches for one sampling run."""
 
@@ -131,6 +135,12 @@ class LazyMARRunner(ModelRunner):
             raise GtRError(f"cache=lazymar needs a model that exposes its cached passes (gtr.models.cached), which "
                            f"{type(model).__name__} does not: use cache=none")
         self.cache, self.modes = cache, list(modes)
+        depth = len(model.decoder_blocks)
+        if cache.prune_layer >= depth and (id(model), cache.prune_layer) not in _SAID:
+            _SAID.add((id(model), cache.prune_layer))
+            print(f"note: cache.prune_layer={cache.prune_layer} but this decoder has {depth} layers, so LazyMAR "
+                  f"prunes nothing (every position runs every layer); prune_layer 0..{depth - 1} prunes",
+                  file=sys.stderr)
         self.previous: torch.Tensor | None = None  # positions predicted at the previous AR step [B, n]
         self.record = None  # the last full pass (gtr.models.cached.PassRecord), updated by the cached ones
         self.cond_delta: torch.Tensor | None = None  # unconditional - conditional, at the model's guidance site
