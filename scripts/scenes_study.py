@@ -21,14 +21,14 @@ import shlex
 import sys
 from pathlib import Path
 
-from gtr.errors import GtRError, one_line_errors
+from gtr.errors import one_line_errors
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
     from gtr.study.scenes import (GRID_ROWS, PREMISE, ROW, TABLES, figure3, load_state, measure, model_id, premise,
-                                  rows_of, sample_grid)
+                                  rows_of, sample_grid, weights_file)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", nargs="+", default=list(TABLES), choices=TABLES, help="tables to measure")
     parser.add_argument("--rows", nargs="+", default=None, help="row keys (instead of --tables)")
@@ -57,7 +57,7 @@ def main() -> None:
         from gtr.study.report import report
         path = args.out.with_suffix(".json")
         path.parent.mkdir(parents=True, exist_ok=True)
-        weights = _weights(args.checkpoint)
+        weights = weights_file("mar_scenes", args.checkpoint)
         settings = {"samples": args.samples, "seeds": sorted(args.seeds), "batch_size": args.batch_size,
                     "mode": args.mode}
         study = load_state(path, model_id(weights), settings)
@@ -93,18 +93,6 @@ def main() -> None:
         write_json(path, study)
         report(study, args.out.with_suffix(".md"))
         print(f"wrote {args.out.with_suffix('.md')}")
-
-
-def _weights(checkpoint: str | None) -> Path:
-    """The weights file the study samples from (its hash names the attempt)."""
-    if checkpoint:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise GtRError(f"--checkpoint {checkpoint} is not a file: give a mar_scenes .safetensors")
-        return path
-    from gtr.models.registry import preset
-    from gtr.weights import resolve
-    return resolve(preset("mar_scenes").weights)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from gtr.errors import GtRError, one_line_errors
+from gtr.errors import one_line_errors
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,12 +53,12 @@ def main() -> None:
         parser.error(f"unknown row(s) {', '.join(unknown)}: choose from {', '.join(ROW)}")
     with one_line_errors():
         from gtr.files import write_json
-        from gtr.study.scenes import model_id
+        from gtr.study.scenes import model_id, weights_file
         path = args.out.with_suffix(".json")
         path.parent.mkdir(parents=True, exist_ok=True)
         model = ([f"model.checkpoint={args.checkpoint}"] if args.checkpoint else []) + \
             ([f"model.text_encoder.path={args.text_checkpoint}"] if args.text_checkpoint else []) + args.override
-        weights = _weights(args.checkpoint)
+        weights = weights_file("lightgen_scenes", args.checkpoint)
         cfg_scale = args.cfg if args.cfg is not None else _default_cfg()
         settings = {"n_samples": args.n_samples, "num_prompts": args.num_prompts, "batch_size": args.batch_size,
                     "mode": args.mode, "cfg": cfg_scale, "overrides": args.override}
@@ -87,18 +87,6 @@ def main() -> None:
 def _default_cfg() -> float:
     from gtr.models.registry import preset
     return preset("lightgen_scenes").config.default_cfg
-
-
-def _weights(checkpoint: str | None) -> Path:
-    """The weights file the study samples from (its hash names the attempt)."""
-    if checkpoint:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise GtRError(f"--checkpoint {checkpoint} is not a file: give a lightgen_scenes .safetensors")
-        return path
-    from gtr.models.registry import preset
-    from gtr.weights import resolve
-    return resolve(preset("lightgen_scenes").weights)
 
 
 if __name__ == "__main__":

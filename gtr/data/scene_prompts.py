@@ -37,7 +37,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from gtr.data.scenes import BACKGROUNDS, COLOURS, GAP, IMAGE_SIZE, SHAPES, SIZES, _rng, shape_mask
+from gtr.data.scenes import BACKGROUNDS, COLOURS, IMAGE_SIZE, SHAPES, _place, _rng, shape_mask
 from gtr.errors import GtRError
 
 TASKS = ("single_object", "two_object", "counting", "colors", "position", "color_attr")  # GenEval's order
@@ -176,27 +176,14 @@ class Layout:
 
 
 def _boxes(rng: np.random.Generator, count: int, relation: str | None) -> tuple[tuple[int, int, int], ...]:
-    """``count`` boxes at least GAP px apart; with ``relation``, box 1 stands in it to box 0 under GenEval's rule
-    at :data:`LAYOUT_MARGIN`. Rejection sampling from the generator's stream (deterministic)."""
+    """``count`` boxes at least GAP px apart (:func:`gtr.data.scenes._place`); with ``relation``, box 1 stands in it
+    to box 0 under GenEval's rule at :data:`LAYOUT_MARGIN`."""
     from gtr.eval.geneval.rules import Detection, relative_position
-    low, high = SIZES[count]
-    while True:
-        boxes: list[tuple[int, int, int]] = []
-        for _ in range(200):
-            side = int(rng.integers(low, high + 1))
-            x0, y0 = (int(v) for v in rng.integers(1, IMAGE_SIZE - side, size=2))
-            if all(x0 >= bx + bs + GAP or bx >= x0 + side + GAP or y0 >= by + bs + GAP or by >= y0 + side + GAP
-                   for bx, by, bs in boxes):
-                boxes.append((x0, y0, side))
-                if len(boxes) == count:
-                    break
-        if len(boxes) < count:
-            continue
-        if relation is None:
-            return tuple(boxes)
+
+    def related(boxes) -> bool:
         a, b = (Detection(np.array([x, y, x + s, y + s, 1.0]), None) for x, y, s in (boxes[1], boxes[0]))
-        if relation in relative_position(a, b, LAYOUT_MARGIN):
-            return tuple(boxes)
+        return relation in relative_position(a, b, LAYOUT_MARGIN)
+    return _place(rng, count, related if relation else None)
 
 
 def layout(prompt: Prompt, rng: np.random.Generator) -> Layout:

@@ -81,9 +81,10 @@ def _rng(seed: int, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), int(index)])))
 
 
-def _place(rng: np.random.Generator, count: int) -> tuple[tuple[int, int, int], ...]:
+def _place(rng: np.random.Generator, count: int, accept=None) -> tuple[tuple[int, int, int], ...]:
     """Non-overlapping boxes, by rejection: a box is redrawn until it keeps ``GAP`` px from the others; after 200
-    failed draws the whole layout starts again (a deterministic function of the generator's stream)."""
+    failed draws, or a complete layout that ``accept(boxes)`` (when given) rejects, the whole layout starts again (a
+    deterministic function of the generator's stream)."""
     low, high = SIZES[count]
     while True:
         boxes: list[tuple[int, int, int]] = []
@@ -94,7 +95,9 @@ def _place(rng: np.random.Generator, count: int) -> tuple[tuple[int, int, int], 
                    for bx, by, bs in boxes):
                 boxes.append((x0, y0, side))
                 if len(boxes) == count:
-                    return tuple(boxes)
+                    if accept is None or accept(boxes):
+                        return tuple(boxes)
+                    break
 
 
 def scene(index: int, seed: int = 0, label: int | None = None) -> Scene:

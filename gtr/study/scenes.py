@@ -164,6 +164,19 @@ def rows_of(tables: Sequence[str]) -> list[str]:
 # Measuring
 
 
+def weights_file(model: str, checkpoint: str | None) -> Path:
+    """The weights file a study of ``model`` samples from (its hash names the attempt): ``checkpoint``, else the
+    shipped one."""
+    if checkpoint:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise GtRError(f"--checkpoint {checkpoint} is not a file: give a {model} .safetensors")
+        return path
+    from gtr.models.registry import preset
+    from gtr.weights import resolve
+    return resolve(preset(model).weights)
+
+
 def model_id(path: Path) -> str:
     """The first 12 hex digits of the sha256 of the model's weights file: the study's *attempt*."""
     digest = hashlib.sha256()
@@ -422,4 +435,4 @@ def load_state(path: Path, model: str, settings: Mapping) -> dict:
 
 
 __all__ = ["CLAIMS", "Claim", "FAMILIES", "GRID_ROWS", "figure3", "figure3_comparison", "sample_grid", "MARGIN", "PREMISE", "ROW", "ROWS", "Row", "TABLES", "compare", "counts",
-           "frontier_claims", "load_state", "measure", "model_id", "premise", "rows_of", "verdicts"]
+           "frontier_claims", "load_state", "measure", "model_id", "weights_file", "premise", "rows_of", "verdicts"]
