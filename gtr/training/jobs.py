@@ -135,18 +135,29 @@ def encode_moments(tokenizer: LatentTokenizer, images: torch.Tensor, batch: int 
     return torch.cat(means), torch.cat(stds)
 
 
-def train_mar(cfg, wandb_run=None) -> Path:
+def job_latents(cfg, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The posterior moments of a MAR-family job's images under its tokenizer (``train.tokenizer``)."""
     t = cfg.train
-    images, labels = _data(cfg)
     tokenizer = load_tokenizer(t.tokenizer.name, t.tokenizer.checkpoint, root=cfg.weights.root,
                                download=cfg.weights.download)
     print(f"encoding {len(images)} images with the {t.tokenizer.name} tokenizer ...")
-    mean, std = encode_moments(tokenizer, images)
+    return encode_moments(tokenizer, images)
+
+
+def check_grid(latents: torch.Tensor, model, preset: str) -> None:
+    """Latents [N, C, H, W] must fill the model's token grid."""
+    c = model.config
+    if latents.shape[1:] != (c.vae_embed_dim, model.seq_h * c.patch_size, model.seq_w * c.patch_size):
+        raise GtRError(f"tokenizer latents {tuple(latents.shape[1:])} do not fit {preset}'s token grid")
+
+
+def train_mar(cfg, wandb_run=None) -> Path:
+    t = cfg.train
+    images, labels = _data(cfg)
+    mean, std = job_latents(cfg, images)
     torch.manual_seed(cfg.seed)
     model = MAR(mar_config(t.preset, **(t.get("hparams") or {})))
-    if mean.shape[1:] != (model.config.vae_embed_dim, model.seq_h * model.config.patch_size,
-                          model.seq_w * model.config.patch_size):
-        raise GtRError(f"tokenizer latents {tuple(mean.shape[1:])} do not fit {t.preset}'s token grid")
+    check_grid(mean, model, t.preset)
     trainer = _trainer(model, cfg, wandb_run)
     batches = EpochSampler(len(images), t.batch_size, cfg.seed)
 
@@ -194,10 +205,7 @@ def train_lightgen(cfg, wandb_run=None) -> Path:
         raise GtRError(f"the lightgen job trains on captioned scenes: set train.dataset=scene_prompts "
                        f"(got {t.get('dataset')!r})")
     images, prompts = _data(cfg)
-    tokenizer = load_tokenizer(t.tokenizer.name, t.tokenizer.checkpoint, root=cfg.weights.root,
-                               download=cfg.weights.download)
-    print(f"encoding {len(images)} images with the {t.tokenizer.name} tokenizer ...")
-    mean, std = encode_moments(tokenizer, images)
+    mean, std = job_latents(cfg, images)
     torch.manual_seed(cfg.seed)
     model = initialize_official(LightGen(lightgen_config(t.preset, **(t.get("hparams") or {}))))
     text = WordT5(vocabulary(), d_model=t.text.d_model, num_layers=t.text.num_layers, num_heads=t.text.num_heads,
@@ -205,9 +213,7 @@ def train_lightgen(cfg, wandb_run=None) -> Path:
     if text.hidden_size != model.config.caption_channels:
         raise GtRError(f"train.text.d_model={t.text.d_model} but {t.preset} reads {model.config.caption_channels}-d "
                        "text features: make them equal")
-    if mean.shape[1:] != (model.config.vae_embed_dim, model.seq_h * model.config.patch_size,
-                          model.seq_w * model.config.patch_size):
-        raise GtRError(f"tokenizer latents {tuple(mean.shape[1:])} do not fit {t.preset}'s token grid")
+    check_grid(mean, model, t.preset)
     ids = text.ids(prompts)
     joint = TextConditioned(model, text)
     trainer = _trainer(joint, cfg, wandb_run)
