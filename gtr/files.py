@@ -1,4 +1,5 @@
-"""Writing small files so that a reader (or a resumed run) never sees half of one: write beside, then rename."""
+"""Writing small files so that a reader (or a resumed run) never sees half of one: write beside, then rename; and
+where the clone is."""
 from __future__ import annotations
 
 import contextlib
@@ -6,6 +7,8 @@ import json
 import os
 from pathlib import Path
 from typing import Iterator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the clone, for an editable install (git commit of a run)
 
 
 @contextlib.contextmanager

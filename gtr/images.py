@@ -1,7 +1,9 @@
-"""Writing images: single PNGs (atomically) and a labelled grid with one row per class."""
+"""Writing images: single PNGs (atomically), a labelled grid with one row per class, a sheet of captioned rows, and
+matplotlib (an extra) for plots."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -50,3 +52,25 @@ def pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+def sample_sheet(rows: Sequence[tuple[str, Sequence[tuple]]], path: Path, scale: int = 3) -> None:
+    """A PNG of labelled image rows: ``rows`` = [(row title, [(uint8 image [H, W, 3], caption), ...]), ...], each
+    image enlarged ``scale`` times (nearest); a caption other than "valid" (a failure) is drawn in red."""
+    pad, title_h, caption_h = 4, 16, 14
+    side = rows[0][1][0][0].shape[0] * scale
+    cols = max(len(items) for _, items in rows)
+    height = len(rows) * (title_h + side + caption_h + pad) + pad
+    canvas = Image.new("RGB", (cols * (side + pad) + pad, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=10)
+    y = pad
+    for title, items in rows:
+        draw.text((pad, y), title, fill="black", font=font)
+        y += title_h
+        for c, (image, caption) in enumerate(items):
+            x = pad + c * (side + pad)
+            canvas.paste(Image.fromarray(image).resize((side, side), Image.NEAREST), (x, y))
+            draw.text((x, y + side + 1), caption, fill="black" if caption == "valid" else "firebrick", font=font)
+        y += side + caption_h + pad
+    canvas.save(path)

@@ -1,7 +1,7 @@
 """Text conditions for LightGen: the FLAN-T5-XXL encoder through ``transformers``, fed as LightGen feeds it.
 
 Prompts are padded (and truncated) to ``max_length`` = 128 tokens; the attention mask is used inside T5 only, and
-all 128 output rows, padding included, go on to the model unmasked (shared notes lightgen_geneval.md Sec. 1.3).
+all 128 output rows, padding included, go on to the model unmasked (docs/lightgen_geneval.md Sec. 1.3).
 LightGen's GenEval script runs T5 in fp32; ``dtype="bf16"`` halves its memory at a small numerical cost.
 Features can be cached on disk, one file per prompt, so GenEval's 553 prompts are encoded once for every sampler.
 

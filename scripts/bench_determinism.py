@@ -4,7 +4,7 @@
     python scripts/bench_determinism.py --model mar_fmnist16 --images 600 --batch-sizes 1 16 64 --modes eager compile
 
 Every variant renders the same ``--images`` images (same seed, per-image random streams, the jobs' render path
-:func:`gtr.pipeline.render_batches`) in one process, and is compared byte for byte with the reference (the first
+:func:`gtr.jobs.common.render`) in one process, and is compared byte for byte with the reference (the first
 batch size, eager): how many images differ, how many of their pixels, and by how many levels at most. The process
 count is not a variant: each image's random stream is its own, and the fixed batches are only dealt out among ranks
 (``tests/test_generate.py`` checks 1 vs 2 processes byte for byte).
@@ -27,11 +27,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def render(cfg, model, tokenizer, sampler, count: int, batch_size: int, mode: str) -> np.ndarray:
-    from gtr.pipeline import render_batches
+    from gtr.jobs.common import render
     ids = list(range(count))
     batches = [ids[i:i + batch_size] for i in range(0, count, batch_size)]
     labels = torch.arange(count) % cfg.model.num_classes
-    return torch.cat([im.cpu() for _, im in render_batches(model, sampler, tokenizer, batches, lambda b: labels[b],
+    return torch.cat([im.cpu() for _, im in render(model, sampler, tokenizer, batches, lambda b: labels[b],
                                                            seed=cfg.seed, precision="fp32", mode=mode)]).numpy()
 
 
@@ -48,7 +48,8 @@ def main() -> None:
         parser.error("--images and --batch-sizes must be >= 1")
     with one_line_errors(args.out_dir):
         from gtr.eval.latency import device_name
-        from gtr.pipeline import compose_config, load_configured_model, load_image_tokenizer, sampler_from_config
+        from gtr.config import compose_config
+        from gtr.jobs.common import load_configured_model, load_image_tokenizer, sampler_from_config
         torch.set_grad_enabled(False)
         cfg = compose_config(f"model={args.model}", f"sampler={args.sampler}")
         if not cfg.model.num_classes:

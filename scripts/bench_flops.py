@@ -22,7 +22,7 @@ from gtr.eval.flops import FlopsCounter, analytic_flops
 from gtr.eval.paper import TABLE1, TABLE3, TABLE4, paper_values
 from gtr.models.registry import LIGHTGEN_PRESETS
 from gtr.models.registry import PRESET_NAMES, PRESETS
-from gtr.pipeline import cache_from_config, sampler_from_config, sampling_options
+from gtr.jobs.common import cache_from_config, sampler_from_config, sampling_options
 
 REPO = Path(__file__).resolve().parent.parent
 CLIP = 950
@@ -34,21 +34,22 @@ MODELS = ("mar_b", "mar_l", "mar_h")
 # gtr.eval.paper and gtr/eval/paper_values.json, which make_tables.py and the 16x16 study read too).
 NOTES = {
     "halton": "MAR's cosine token counts with the Halton order (arccos counts: sampler.counts=arccos, within 0.1 %)",
-    "disa": "24 AR steps, 50->5 linear: the only setting that fits the row (notes 2.5); labelled 16 in the paper",
+    "disa": "24 AR steps, 50->5 linear: the only setting that fits the row (docs/flops.md Sec. 2.5); labelled 16 in "
+            "the paper",
     "gtr_16": "steps (15, 2, 2): the schedule closest to the paper's FLOPs under its stated diffusion settings; the "
               "split is not identifiable from FLOPs",
-    "disa_16": "16 AR steps, 50->5 linear (notes 2.5); labelled 8 in the paper",
+    "disa_16": "16 AR steps, 50->5 linear (docs/flops.md Sec. 2.5); labelled 8 in the paper",
     "lazymar": "41 AR steps, the released code's defaults, 100 unclipped diffusion steps (LazyMAR's own diffusion "
-               "code): the setting that fits the row (notes 2.6); labelled 16 in the paper",
-    "lazymar_8": "15 AR steps, defaults, unclipped: no single setting fits this row (best max error 0.24 T, notes "
-                 "2.6); MAR-L's printed 5.77 T sits near 14 steps, and its printed Speed 5.37 contradicts its own "
-                 "FLOPs (32.75 / 5.77 = 5.68)",
+               "code): the setting that fits the row (docs/flops.md Sec. 2.6); labelled 16 in the paper",
+    "lazymar_8": "15 AR steps, defaults, unclipped: no single setting fits this row (best max error 0.24 T, "
+                 "docs/flops.md Sec. 2.6); MAR-L's printed 5.77 T sits near 14 steps, and its printed Speed 5.37 "
+                 "contradicts its own FLOPs (32.75 / 5.77 = 5.68)",
     "gtr_8": "steps (7, 1, 1); no schedule with the stated diffusion settings fits all three models to 1 %",
-    "gtr_star/constant_steps=50": "the FLOPs reading of shared notes Sec. 2.8",
+    "gtr_star/constant_steps=50": "the FLOPs reading of docs/flops.md Sec. 2.8",
     "gtr_dagger": "with gtr_16's 19 AR steps; the paper's 33.92 implies more AR steps, a schedule the paper does not "
                   "give",
     "gtr_16/fts_selection=all": "all 128 reconstruction tokens at T_detail; the paper's +0.70 T over FTS implies about "
-                                "45 tokens (notes 2.8)",
+                                "45 tokens (docs/flops.md Sec. 2.8)",
 }
 TABLE3_LABELS = {(True, False, False): "GtR* only (constant 50 diffusion steps)",
                  (False, True, False): "GtR† only (stage-aware steps, random order)",

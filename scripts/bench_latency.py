@@ -34,7 +34,8 @@ from gtr.eval.latency import (break_even, break_even_cell, command_line, device_
 from gtr.files import write_json
 from gtr.models import build_model
 from gtr.models.registry import REGISTRY
-from gtr.pipeline import cache_from_config, compose_config, resolve_device, sampler_from_config, sampling_options
+from gtr.jobs.common import cache_from_config, resolve_device, sampler_from_config, sampling_options
+from gtr.config import compose_config
 from gtr.sampling.compiled import MODES, check_mode
 
 REPO = Path(__file__).resolve().parent.parent

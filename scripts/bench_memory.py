@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parent.parent
 CHILD = """
 import resource, sys
 from pathlib import Path
-from gtr.eval.score import npz_batches
-from gtr.generate import pack_npz
+from gtr.eval.sources import npz_batches
+from gtr.jobs.generate import pack_npz
 folder = Path(sys.argv[1])
 path = pack_npz(sorted(folder.glob("*.png")), folder.parent / "samples.npz")
 count, batches = npz_batches(path)
@@ -65,7 +65,7 @@ def main() -> None:
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     lines = ["# Peak memory of packing and scoring N images (measured)", "", f"Command: `{command}`  ",
              f"{args.size}x{args.size} RGB PNGs; one fresh process per N packs them into samples.npz "
-             "(gtr.generate.pack_npz) and streams the .npz back (gtr.eval.score.npz_batches); peak RSS of that "
+             "(gtr.jobs.generate.pack_npz) and streams the .npz back (gtr.eval.sources.npz_batches); peak RSS of that "
              "process (includes torch's import).", "",
              "| images | the images as one array (MiB) | peak RSS (MiB) |", "|---|---|---|"]
     lines += [f"| {r['num_images']:,} | {r['array_mib']:.1f} | {r['peak_rss_mib']:.0f} |" for r in rows]

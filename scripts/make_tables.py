@@ -10,7 +10,7 @@ from pathlib import Path
 
 from gtr.errors import one_line_errors
 from gtr.eval.tables import RESULTS, write_tables
-from gtr.pipeline import REPO_ROOT
+from gtr.files import REPO_ROOT
 
 
 def main(argv=None) -> None:

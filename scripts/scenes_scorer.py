@@ -33,7 +33,7 @@ def _rates_line(name: str, rates: dict, count: int) -> str:
 def _figure(images: np.ndarray, recon: np.ndarray, valid: np.ndarray, failed: list[tuple[int, tuple[str, ...]]],
             path: Path, cols: int = 12) -> None:
     """The first ground-truth images over their reconstructions, then failed reconstructions over their originals."""
-    from gtr.study.report import sample_sheet
+    from gtr.images import sample_sheet
     rows = [("ground truth (test split)", [(images[c], f"#{c}") for c in range(cols)]),
             ("tokenizer reconstructions", [(recon[c], "valid" if valid[c] else "invalid") for c in range(cols)])]
     for start in range(0, min(len(failed), 2 * cols), cols):

@@ -6,7 +6,7 @@ the FID statistics of any folder once.
     python scripts/score.py my_reference_images/ --save-stats my_stats.npz                # statistics only
     python scripts/score.py images/ --extractor fmnist --reference fashion_mnist:test   # Fashion-MNIST analogues
 
-Prints the scores and, with --out, writes them as JSON. The logic lives in :mod:`gtr.eval.score`.
+Prints the scores and, with --out, writes them as JSON. The logic lives in :mod:`gtr.jobs.score`.
 """
 from gtr.cli import score
 

@@ -8,7 +8,7 @@
 from the shipped classifier (FID analogue, IS analogue, class accuracy), mean and std over seeds; plus the Figure-3
 experiment. ``--device cuda`` runs it on a GPU in minutes and then times every row on this CPU as well
 (``--cpu-timing``). Results are saved after every row (re-running skips finished rows) and the report and plots
-are rewritten from them. The logic lives in :mod:`gtr.eval.study`.
+are rewritten from them. The logic lives in :mod:`gtr.study.toy`.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import argparse
 from pathlib import Path
 
 from gtr.errors import one_line_errors
-from gtr.eval.study import TESTBEDS, run
+from gtr.study.toy import TESTBEDS, run
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gtr.schema import register
+from gtr.config.schema import register
 
 # Under pytest-xdist each worker gets its share of the cores (torch and the subprocesses it starts): the default, every
 # worker using every core, oversubscribes the CPU and slows the suite down.
@@ -75,7 +75,7 @@ def _grad_mode():
 
 
 # Variables of the caller's shell that change what the code under test does: each test starts without them (a test
-# that needs one sets it), so the suite gives the same result whatever the caller exported (the README advises
+# that needs one sets it), so the suite gives the same result whatever the caller exported (docs/weights.md advises
 # GTR_OFFLINE=1 / HF_HUB_OFFLINE=1 offline). GTR_OFFLINE=1 is then set: tests never touch the network.
 CALLER_VARIABLES = ("GTR_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HYDRA_FULL_ERROR",
                     "WANDB_MODE", "WANDB_DISABLED")

@@ -39,7 +39,7 @@ def test_halton_token_count_rules():
 
 
 def test_disa_linear_schedule_matches_its_code():
-    # The nominal counts the notes derive from DiSA's schedule_id rule at 16 and 24 AR steps.
+    # The nominal counts docs/flops.md Sec. 1.3 derives from DiSA's schedule_id rule at 16 and 24 AR steps.
     assert disa_steps(16, 50, 5) == [50, 47, 44, 41, 38, 35, 32, 29, 26, 23, 20, 17, 14, 11, 8, 5]
     assert disa_steps(24, 50, 5) == [50, 48, 46, 44, 42, 40, 38, 36, 34, 32, 30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10,
                                      8, 6, 5]
@@ -68,7 +68,8 @@ def test_every_baseline_has_a_config():
 
 @pytest.mark.parametrize("config", BASELINE_CONFIGS)
 def test_every_baseline_config_samples_on_the_tiny_model(config):
-    from gtr.pipeline import compose_config, sampler_from_config
+    from gtr.config import compose_config
+    from gtr.jobs.common import sampler_from_config
     cfg = compose_config("model=mar_tiny", f"sampler={config}", "sampler.diffusion_steps=3")
     options = OmegaConf.to_container(cfg.sampler, resolve=True)
     if "upper_steps" in options:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import REPO, one_line_exit, run_env, schema_state_dict, write_mar_checkpoint
 from gtr.config import compose_config, preflight
-from gtr.pipeline import main
+from gtr.jobs.sample import main
 
 
 def sample_cli(*overrides: str) -> subprocess.CompletedProcess:
@@ -117,7 +117,7 @@ def test_bad_input_is_one_line(tmp_path, capsys):
 def test_a_folder_made_with_other_settings_is_refused(tmp_path, capsys):
     """As generate.py: a second run into a folder with other settings stops (nothing touched); the same settings
     draw the same images again."""
-    from gtr.pipeline import sample_to_folder
+    from gtr.jobs.sample import sample_to_folder
     out = tmp_path / "out"
     base = ["sampler.num_iter=2", "sampler.diffusion_steps=2", "model.random_init=true", f"output_dir={out}"]
     sample_to_folder(compose("classes=[1,2]", "images_per_class=2", *base))
@@ -190,7 +190,7 @@ def test_help_of_every_script_prints_usage_and_writes_nothing(script, tmp_path):
 
 def test_unconditional_grid(tmp_path):
     """``classes=null``: one labelled row of unconditional samples."""
-    from gtr.pipeline import sample_to_folder
+    from gtr.jobs.sample import sample_to_folder
     out = tmp_path / "uncond"
     cfg = compose("classes=null", "images_per_class=3", "sampler.num_iter=2", "sampler.diffusion_steps=2",
                   "model.random_init=true", f"output_dir={out}")
@@ -200,13 +200,13 @@ def test_unconditional_grid(tmp_path):
 
 def test_non_finite_samples_never_reach_a_png(tmp_path, capsys, monkeypatch):
     """A batch whose latents are not finite (overflow, broken weights) stops the run with one line, before its PNGs."""
-    import gtr.pipeline
-    real = gtr.pipeline.sample
+    import gtr.jobs.common
+    real = gtr.jobs.common.sample
 
     def poisoned(*args, **kwargs):
         latents = real(*args, **kwargs)
         return latents.index_fill(0, torch.tensor([0]), float("nan"))
-    monkeypatch.setattr(gtr.pipeline, "sample", poisoned)
+    monkeypatch.setattr(gtr.jobs.common, "sample", poisoned)
     message = in_process_error(capsys, f"output_dir={tmp_path / 'out'}", "classes=[1]", "images_per_class=2")
     assert "non-finite latents for images 0-1" in message and "sampler mar" in message
     assert not list((tmp_path / "out").rglob("*.png"))

@@ -11,7 +11,8 @@ from conftest import DATA, REPO
 from gtr.errors import GtRError
 from gtr.models import LightGen, lightgen_config
 from gtr.models.diffusion_head import head_step
-from gtr.pipeline import cache_from_config, compose_config, sampler_from_config
+from gtr.jobs.common import cache_from_config, sampler_from_config
+from gtr.config import compose_config
 from gtr.sampling.compiled import AUTO_COMPILE_MIN_IMAGES, JOB_MODES, check_mode, passes, resolve_mode
 from gtr.sampling.executor import make_rng, run_schedule
 
@@ -166,13 +167,13 @@ def test_auto_mode_compiles_only_where_it_is_measured_to_pay_off(monkeypatch):
 
 
 def test_a_job_decides_auto_by_its_whole_run_and_says_so_on_rank_0(monkeypatch, capsys):
-    from gtr.pipeline import Run
+    from gtr.jobs.common import Run
     monkeypatch.setitem(AUTO_COMPILE_MIN_IMAGES, "cpu", 100)
     cfg = compose_config("model=mar_tiny", "sampler=mar")
     assert cfg.mode == "auto"  # the jobs' default
 
     def load(images: int, rank: int = 0, all_ok=lambda ok: ok) -> Run:
-        runtime = SimpleNamespace(rank=rank, world=2, all_ok=all_ok)  # a sharded run's gtr.generate.Distributed
+        runtime = SimpleNamespace(rank=rank, world=2, all_ok=all_ok)  # a sharded run's gtr.jobs.distributed.Distributed
         return Run.configure(cfg, torch.device("cpu")).load("class", images=images, runtime=runtime)
 
     assert load(100, rank=1).mode == "compile" and capsys.readouterr().out == ""  # ranks > 0 decide alike, silently

@@ -14,7 +14,7 @@ from gtr.errors import GtRError
 from gtr.models import MAR, LightGen, build_model
 from gtr.models.registry import REGISTRY, ModelConfig
 from gtr.sampling import CACHES, SAMPLERS
-from gtr.schema import options_schema
+from gtr.config.schema import options_schema
 
 
 def preflight_error(capsys, job: str, *args: str) -> str:

@@ -6,7 +6,8 @@ import torch
 from omegaconf import OmegaConf
 
 import gtr
-from gtr.pipeline import compose_config, load_configured_model, sampler_from_config
+from gtr.config import compose_config
+from gtr.jobs.common import load_configured_model, sampler_from_config
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

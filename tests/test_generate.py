@@ -86,7 +86,7 @@ def test_bad_requests_are_one_line_errors(reference, tmp_path):
 
 def test_a_corrupt_or_legacy_run_record(tmp_path):
     from gtr.errors import GtRError
-    from gtr.pipeline import claim_output
+    from gtr.jobs.output import claim_output
     settings = {"seed": 0, "batch_size": 4, "mode": "eager", "device_type": "cpu"}
     claim_output(tmp_path / "a", settings, rank=0, folders=[tmp_path / "a" / "images"])
     assert (tmp_path / "a" / "images").is_dir()

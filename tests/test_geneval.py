@@ -358,7 +358,7 @@ def test_geneval_script_end_to_end_and_resume(tmp_path):
 def test_num_prompts_beyond_the_prompt_file_is_refused(tmp_path):
     from omegaconf import OmegaConf
 
-    from gtr.geneval import load_prompts
+    from gtr.jobs.geneval import load_prompts
     path = write_prompts(tmp_path / "meta.jsonl")
     cfg = OmegaConf.create({"geneval": {"prompts": str(path)}, "weights": {"root": str(tmp_path), "download": False},
                             "num_prompts": len(PROMPTS)})

@@ -175,7 +175,8 @@ def test_every_variant_config_samples_on_the_tiny_model(config):
     """Each config as scripts/sample.py composes it, with fewer diffusion steps to stay fast."""
     from omegaconf import OmegaConf
 
-    from gtr.pipeline import compose_config, sampler_from_config
+    from gtr.config import compose_config
+    from gtr.jobs.common import sampler_from_config
     cfg = compose_config("model=mar_tiny", f"sampler={config}", "sampler.t_max=4", "sampler.t_min=2",
                          "sampler.t_rec=2", "sampler.t_detail=4", "sampler.constant_steps=3")
     sampler = sampler_from_config(OmegaConf.to_container(cfg.sampler, resolve=True))

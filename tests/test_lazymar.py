@@ -14,7 +14,8 @@ from gtr.errors import GtRError
 from gtr.eval.flops import FlopsCounter
 from gtr.models import cached
 from gtr.models.registry import PRESETS
-from gtr.pipeline import cache_from_config, compose_config, load_configured_model, sampler_from_config, sampling_options
+from gtr.jobs.common import cache_from_config, load_configured_model, sampler_from_config, sampling_options
+from gtr.config import compose_config
 from gtr.sampling import build_cache, build_sampler
 from gtr.sampling.lazymar import KEEP_RATIOS, LazyMARRunner
 from gtr.sampling.runner import ModelRunner
@@ -185,7 +186,7 @@ def test_cache_is_a_config_group_beside_the_sampler():
     off); output folders are named by both (``gtr_16+lazymar``), so no two of them share (and resume) one."""
     from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
-    from gtr.pipeline import CONFIGS
+    from gtr.config import CONFIGS
 
     def composed(*overrides):
         with initialize_config_dir(str(CONFIGS), version_base="1.3"):

@@ -70,7 +70,8 @@ def test_samplers_run_on_the_tiny_model():
                                               ("lazymar_lightgen_12", 12)])
 def test_table2_sampler_configs(config, ar_steps):
     from omegaconf import OmegaConf
-    from gtr.pipeline import compose_config, sampler_from_config
+    from gtr.config import compose_config
+    from gtr.jobs.common import sampler_from_config
     options = OmegaConf.to_container(compose_config("model=mar_b", f"sampler={config}").sampler, resolve=True)
     sampler = sampler_from_config(options)
     plan = sampler.plan(32, 32)
@@ -83,7 +84,7 @@ def test_table2_sampler_configs(config, ar_steps):
 def test_sampler_defaults_follow_the_model():
     """On LightGen, sampler=gtr is Table 2's GtR and sampler=mar its 32 x 50-step baseline; MAR keeps its own."""
     from omegaconf import OmegaConf
-    from gtr.pipeline import compose_config
+    from gtr.config import compose_config
 
     def resolved(*overrides):
         return OmegaConf.to_container(compose_config(*overrides, name="sample_t2i").sampler, resolve=True)
@@ -252,8 +253,8 @@ def test_sample_t2i_script_writes_a_captioned_grid(tmp_path):
 
 
 def test_sample_t2i_without_weights_is_one_line(tmp_path):
-    from gtr.pipeline import compose_config
-    from gtr.t2i import sample_t2i
+    from gtr.config import compose_config
+    from gtr.jobs.sample_t2i import sample_t2i
     cfg = compose_config(f"weights.root={tmp_path}", "weights.download=false", f"output_dir={tmp_path / 'o'}",
                          name="sample_t2i")
     with pytest.raises(GtRError, match="model.checkpoint"):
@@ -263,8 +264,9 @@ def test_sample_t2i_without_weights_is_one_line(tmp_path):
 
 
 def test_bad_prompt_files_and_class_models_are_one_line(tmp_path):
-    from gtr.pipeline import compose_config, load_configured_model
-    from gtr.t2i import read_prompts
+    from gtr.config import compose_config
+    from gtr.jobs.common import load_configured_model
+    from gtr.jobs.sample_t2i import read_prompts
     latin1 = tmp_path / "prompts.txt"
     latin1.write_bytes("a caf\xe9 at night\n".encode("latin-1"))
     with pytest.raises(GtRError, match="is not UTF-8 text .* save it as UTF-8"):

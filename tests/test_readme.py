@@ -1,6 +1,6 @@
-"""Every command of the README's shell blocks is valid as written: each script exists, each Hydra command line
-composes and passes the jobs' checks (models, samplers, keys, values, sweeps), and the commands that need no
-weights, GPU or hours run."""
+"""Every command of the documentation's shell blocks (README.md and docs/*.md) is valid as written: each script
+exists, each Hydra command line composes and passes the jobs' checks (models, samplers, keys, values, sweeps), and the
+commands that need no weights, GPU or hours run."""
 import shlex
 import subprocess
 import sys
@@ -11,13 +11,15 @@ from conftest import REPO, run_env
 from gtr.config import preflight
 
 HYDRA_JOBS = {"sample", "sample_t2i", "generate", "geneval", "train"}
+DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]  # the README, then every docs/ page
 
 
 def readme_commands() -> list[str]:
-    """The ``python scripts/...`` and ``torchrun ... scripts/...`` commands of the README's bash blocks, comments
-    dropped and continuation lines joined."""
+    """The ``python scripts/...`` and ``torchrun ... scripts/...`` commands of the bash blocks of the README and of
+    every docs/*.md page, comments dropped and continuation lines joined."""
     commands, inside, pending = [], False, ""
-    for line in (REPO / "README.md").read_text().splitlines():
+    lines = [line for document in DOCUMENTS for line in document.read_text().splitlines()]
+    for line in lines:
         if line.startswith("```"):
             inside = line.strip() == "```bash"
             continue

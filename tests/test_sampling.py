@@ -11,7 +11,7 @@ from gtr.sampling import build_sampler, run_schedule
 from gtr.sampling.mar import cosine_mask_schedule
 from gtr.sampling.rng import OfficialRNG, PerImageRNG
 
-# Tokens per AR step of the official sample_tokens on 256 tokens (shared/notes/mar_official.md, Sec. 3.2).
+# Tokens per AR step of the official sample_tokens on 256 tokens (docs/mar_official.md Sec. 3.2).
 OFFICIAL_STEPS = {
     16: [2, 3, 7, 8, 11, 13, 15, 16, 19, 20, 22, 23, 23, 25, 24, 25],
     32: [1, 1, 1, 2, 3, 4, 3, 5, 5, 6, 6, 7, 7, 8, 8, 8, 10, 9, 10, 10, 11, 11, 11, 12, 11, 12, 12, 13, 12, 12, 13,

@@ -19,7 +19,7 @@ def _row(valid: float, gflops: float = 10.0, fid: float = 5.0, n: int = 800) -> 
 
 
 def test_rows_are_unique_and_resolve_to_configs():
-    from gtr.pipeline import sampling_options
+    from gtr.jobs.common import sampling_options
     assert len({r.key for r in ROWS}) == len(ROWS)
     assert {r.table for r in ROWS} <= set(TABLES)
     assert all(c.a in ROW and c.b in ROW for c in CLAIMS)
@@ -92,7 +92,7 @@ def test_sample_sheet_draws_labelled_rows(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from gtr.study.report import sample_sheet
+    from gtr.images import sample_sheet
     image = np.zeros((32, 32, 3), np.uint8)
     sample_sheet([("MAR, 64 AR steps", [(image, "valid")] * 3), ("MAR, 8 AR steps", [(image, "count +1")] * 2)],
                  tmp_path / "sheet.png")

@@ -175,8 +175,8 @@ def test_lightgen_scenes_trains_samples_a_prompt_and_scores_with_genevals_job(tm
     from PIL import Image
 
     from gtr.config import compose_config
-    from gtr.geneval import run_geneval
-    from gtr.t2i import sample_t2i
+    from gtr.jobs.geneval import run_geneval
+    from gtr.jobs.sample_t2i import sample_t2i
     model_path, text_path = tiny_lightgen
     assert text_path.is_file()
     model = ["model=lightgen_scenes", f"model.checkpoint={model_path}", f"model.text_encoder.path={text_path}",

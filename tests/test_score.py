@@ -13,7 +13,7 @@ from conftest import DATA, REPO, one_line_exit
 from gtr.cli import score
 from gtr.data import FashionMNIST
 from gtr.errors import GtRError
-from gtr.eval.score import npz_batches
+from gtr.eval.sources import npz_batches
 
 SUBSET = DATA / "fashion_mnist_subset"
 
@@ -108,7 +108,7 @@ def test_scorer_module_rejects_a_truncated_npz(images, tmp_path):
 
 
 def test_pack_npz_streams_pngs_into_the_adm_layout(images, tmp_path):
-    from gtr.generate import pack_npz
+    from gtr.jobs.generate import pack_npz
     root, rgb = images
     path = pack_npz(sorted((root / "images").glob("*.png")), tmp_path / "samples.npz")
     with np.load(path, allow_pickle=False) as data:
@@ -123,20 +123,20 @@ def test_a_reference_that_cannot_mean_anything_is_refused_or_flagged_before_gene
     """metrics.reference is checked before any image is generated: statistics of another extractor's feature size
     and a folder of fewer than 2 images are refused; a run or reference smaller than the feature size is scored
     with a warning in its record."""
-    from gtr.eval.metrics import preflight, score_batches
-    from gtr.pipeline import compose_config
+    from gtr.eval.metrics import Scoring
+    from gtr.config import compose_config
     np.savez(tmp_path / "small.npz", mu=np.zeros(64), sigma=np.eye(64))
     cfg = compose_config("model=mar_tiny", f"metrics.reference={tmp_path / 'small.npz'}", name="generate")
     with pytest.raises(GtRError, match="64-d statistics but the inception extractor gives 2048-d features"):
-        preflight(cfg)
+        Scoring.from_config(cfg).preflight()
     (tmp_path / "one").mkdir()
     Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(tmp_path / "one" / "00000.png")
     cfg = compose_config("model=mar_fmnist", f"metrics.reference={tmp_path / 'one'}", name="generate")
     with pytest.raises(GtRError, match="holds 1 images: need at least 2"):
-        preflight(cfg)
+        Scoring.from_config(cfg).preflight()
     np.savez(tmp_path / "stats.npz", mu=np.zeros(128), sigma=np.eye(128))
     cfg = compose_config("model=mar_fmnist", f"metrics.reference={tmp_path / 'stats.npz'}", name="generate")
-    preflight(cfg)  # the analogue's 128-d statistics fit
+    Scoring.from_config(cfg).preflight()  # the analogue's 128-d statistics fit
     batch = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (20, 28, 28, 3), dtype=np.uint8))
-    result = score_batches([batch], 20, cfg, torch.device("cpu"))
+    result = Scoring.from_config(cfg).score([batch], torch.device("cpu"), num_images=20)
     assert "the sample has 20 images, fewer than the 128 feature dimensions" in result["fid_warning"]

@@ -1,11 +1,10 @@
-"""The study's claim logic (gtr.eval.study) on hand-made numbers: every verdict is reachable, and the report is
+"""The study's claim logic (gtr.study.toy) on hand-made numbers: every verdict is reachable, and the report is
 written in the paper's layout with the paper's values beside ours."""
 from pathlib import Path
 
-import pytest
 import torch
 
-from gtr.eval.study import TESTBEDS, Claim, claim_lines, figure3_comparison, report
+from gtr.study.toy import TESTBEDS, Claim, claim_lines, figure3_comparison, report
 
 
 def rows_with(fids: dict[str, list[float]], accuracy: float = 0.9) -> dict:
@@ -45,7 +44,7 @@ def test_figure3_verdicts():
 
 def test_testbed16_rows_are_the_paper_configs_and_the_report_has_the_paper_layout(tmp_path):
     bed = TESTBEDS["fmnist16"]
-    from gtr.eval.study import sampling_options
+    from gtr.study.toy import sampling_options
     rows = {}
     for i, row in enumerate(bed.rows):  # every row resolves on the 16x16 model; hand-made quality numbers
         sampler, cache = sampling_options(bed, row)
@@ -70,7 +69,7 @@ def test_point_labels_overlap_neither_each_other_nor_the_markers():
     from matplotlib.text import Text
     from matplotlib.transforms import Bbox
 
-    from gtr.eval.study import place_labels
+    from gtr.study.toy import place_labels
     from gtr.images import pyplot
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -8,9 +8,10 @@ import torch
 
 import gtr
 from conftest import REPO
-from gtr.eval.study import TESTBEDS, sampling_options
+from gtr.study.toy import TESTBEDS, sampling_options
 from gtr.models.registry import REGISTRY
-from gtr.pipeline import cache_from_config, compose_config, load_configured_model, load_image_tokenizer, sampler_from_config
+from gtr.jobs.common import cache_from_config, load_configured_model, load_image_tokenizer, sampler_from_config
+from gtr.config import compose_config
 
 BED = TESTBEDS["fmnist16"]
 CLIP = REGISTRY[BED.model].config.clip_timestep  # the testbed's diffusion.clip_timestep

@@ -8,7 +8,7 @@ from conftest import DATA
 from gtr.data import FashionMNIST
 from gtr.errors import GtRError
 from gtr.models import build_mar
-from gtr.pipeline import compose_config
+from gtr.config import compose_config
 from gtr.tokenizers import build_tokenizer, load_tokenizer
 from gtr.training.jobs import JOBS, export
 from gtr.training.loop import EpochSampler, Trainer, cosine_lr

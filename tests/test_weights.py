@@ -208,13 +208,12 @@ def test_official_fid_statistics_resolve_like_weights(tmp_path):
     """``metrics.reference=adm_in256`` is the official file's place in the layout; offline, one line says where
     it comes from; a present file is used as it is."""
     import numpy as np
-    from omegaconf import OmegaConf
-    from gtr.eval.metrics import reference_file
+    from gtr.eval.metrics import Scoring
     assert WEIGHTS["adm_in256_stats"].git_sha1 == "1da4c17607fe959d54999fd098105649a0c05e15"
-    cfg = OmegaConf.create({"weights": {"root": str(tmp_path), "download": False}})
+    scoring = Scoring(reference="adm_in256", weights_root=str(tmp_path), download=False)
     with pytest.raises(GtRError, match=r"not found.*github.com/LTH14/mar.*adm_in256_stats.npz"):
-        reference_file("adm_in256", cfg)
+        scoring.reference_file()
     (tmp_path / "fid_stats").mkdir()
     np.savez(tmp_path / "fid_stats" / "adm_in256_stats.npz", mu=np.zeros(4), sigma=np.eye(4))
-    assert reference_file("adm_in256", cfg) == tmp_path / "fid_stats" / "adm_in256_stats.npz"
-    assert reference_file("some/stats.npz", cfg).as_posix() == "some/stats.npz"
+    assert scoring.reference_file() == tmp_path / "fid_stats" / "adm_in256_stats.npz"
+    assert Scoring(reference="some/stats.npz").reference_file().as_posix() == "some/stats.npz"

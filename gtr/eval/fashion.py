@@ -4,14 +4,13 @@ class accuracy of generated samples."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from gtr.data import FashionMNIST, resize
 from gtr.errors import GtRError
-from gtr.eval.fid import extract, frechet_distance, inception_score, statistics
+from gtr.eval.fid import extract, statistics
 from gtr.models.classifier import FashionClassifier
 from gtr.weights import DEFAULT_ROOT, WEIGHTS, load_into, read_checkpoint, resolve
 
@@ -30,6 +29,7 @@ class FashionExtractor:
     (antialiased bilinear), the same way for samples and reference images."""
 
     name = "fmnist-classifier"
+    suffix = "_fmnist"  # its scores are the analogues: fid_fmnist, is_fmnist
 
     def __init__(self, classifier: FashionClassifier | None = None):
         self.net = classifier if classifier is not None else load_classifier()
@@ -44,18 +44,6 @@ class FashionExtractor:
         if x.shape[-1] != 28:
             x = resize(x, 28)
         return self.net.features_and_logits(x)
-
-
-@dataclass
-class DomainScores:
-    fid: float
-    inception_score: float
-    accuracy: float
-    count: int
-
-    def as_dict(self) -> dict[str, float]:
-        return {"fid_fmnist": self.fid, "is_fmnist": self.inception_score, "accuracy": self.accuracy,
-                "count": self.count}
 
 
 _REFERENCE: dict[tuple[int, str, int], dict[str, np.ndarray]] = {}
@@ -87,12 +75,3 @@ def reference_statistics(extractor: FashionExtractor, split: str = "test", root=
         features, _ = extract(extractor, images.split(1000))
         _REFERENCE[key] = statistics(features)
     return _REFERENCE[key]
-
-
-def score(images: torch.Tensor, labels: torch.Tensor, extractor: FashionExtractor,
-          reference: dict[str, np.ndarray], splits: int = 10) -> DomainScores:
-    """FID analogue against ``reference``, IS analogue and class accuracy of uint8 images [N, H, W, 3]."""
-    features, logits = extract(extractor, images.split(1000))
-    accuracy = (logits.argmax(1) == torch.as_tensor(labels)).double().mean().item()
-    return DomainScores(frechet_distance(statistics(features), reference), inception_score(logits, splits)[0],
-                        accuracy, len(images))

@@ -26,6 +26,7 @@ from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, i
 
 class FeatureExtractor(Protocol):
     name: str
+    suffix: str  # appended to the metric names: "" for Inception, "_fmnist"/"_scenes" for the analogues
 
     def __call__(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 [B, H, W, 3] -> (features [B, D] float64-able, logits [B, K])."""

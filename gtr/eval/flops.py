@@ -1,9 +1,9 @@
 """Per-image FLOPs of a sampler run, counted on the real modules and by an analytic model.
 
-FLOPs = 2 x MAC, CFG doubling included, VAE excluded (the paper's accounting; shared notes baselines_flops.md,
+FLOPs = 2 x MAC, CFG doubling included, VAE excluded (the paper's accounting; docs/flops.md,
 Part 2). The counter runs each component once with ``torch.utils.flop_counter`` on the meta device (no weights, no
 arithmetic, any model size in milliseconds) under the MATH attention backend, since the fused CPU attention kernel is
-not counted (shared notes flops_counting.md), and composes the counts along the sampler's plan:
+not counted (docs/flops.md Sec. 4), and composes the counts along the sampler's plan:
 
 - per AR step: the encoder on the 64 buffer + k known tokens and the decoder on all positions, for both CFG halves;
 - per predicted token and diffusion step: one evaluation of the diffusion MLP for both CFG halves, counted as the
@@ -275,7 +275,7 @@ class FlopsCounter:
 
 
 def analytic_flops(config: MARConfig, schedule: Schedule, clip_timestep: int | None = None) -> Flops:
-    """The closed-form model of shared notes baselines_flops.md Sec. 2.2, for the same plan (2 x MAC)."""
+    """The closed-form model of docs/flops.md Sec. 2.2, for the same plan (2 x MAC)."""
     d, w, c = config.encoder_embed_dim, config.diffloss_w, config.token_dim
     n = config.seq_h**2
     buf = config.buffer_size

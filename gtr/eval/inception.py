@@ -24,6 +24,7 @@ class InceptionExtractor:
     """uint8 images [B, H, W, 3] -> (2048-d features, 1008 unbiased logits), resized inside as TF 1.x does."""
 
     name = "inception-v3-compat"
+    suffix = ""  # the paper's metrics themselves: fid, is
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, root: str | os.PathLike = DEFAULT_ROOT,
                  download: bool = True, device: str | torch.device = "cpu"):

@@ -1,7 +1,7 @@
 """The paper's MAR rows (Tables 1, 3, 4, 5) as the sampler configs that reproduce them, and the paper's printed values.
 
 One definition serves the ImageNet tables (``scripts/make_tables.py``) and the 16x16-token testbed's study
-(:mod:`gtr.eval.study`), so a row means the same sampler everywhere.
+(:mod:`gtr.study.toy`), so a row means the same sampler everywhere.
 """
 from __future__ import annotations
 

@@ -185,6 +185,7 @@ class SceneExtractor:
     """uint8 RGB images [B, 32, 32, 3] -> (128-d features, 12 logits) of the scenes classifier."""
 
     name = "scenes-classifier"
+    suffix = "_scenes"  # its scores are the analogues: fid_scenes, is_scenes, kid_scenes
 
     def __init__(self, classifier=None):
         self.net = classifier if classifier is not None else load_classifier()
@@ -212,29 +213,5 @@ def reference_features(extractor: SceneExtractor, split: str = "test"):
     return _REFERENCE[key]
 
 
-KID_SUBSET = 500  # images per KID subset (torch-fidelity's default is 1,000; a row's seed may have fewer)
-
-
-def domain_scores(images, labels, extractor: SceneExtractor, reference, per_image: bool = False) -> dict:
-    """Exact validity and failure rates, FID analogue, KID (mean, std over 100 subsets) and class accuracy of
-    uint8 images [N, 32, 32, 3] against reference features [M, 128]; ``per_image``: also each image's validity
-    (``valid_bits``, a string of 0/1: for paired analyses)."""
-    import torch
-    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
-
-    from gtr.eval.fid import extract, frechet_distance, statistics
-    images = torch.as_tensor(np.asarray(images))
-    exact = score(images.numpy(), labels)
-    features, logits = extract(extractor, images.split(1000))
-    size = min(KID_SUBSET, len(features), len(reference))
-    kid = kid_features_to_metric(features.float(), reference.float(), kid_subsets=100, kid_subset_size=size,
-                                 rng_seed=0, verbose=False)
-    return {"count": exact.count, "valid": int(exact.valid.sum()), **exact.rates(),
-            "fid_scenes": frechet_distance(statistics(features), statistics(reference)),
-            "kid_scenes": kid[KEY_METRIC_KID_MEAN], "kid_scenes_std": kid[KEY_METRIC_KID_STD],
-            "accuracy": float((logits.argmax(1).numpy() == np.asarray(labels)).mean()),
-            **({"valid_bits": "".join("1" if v else "0" for v in exact.valid)} if per_image else {})}
-
-
-__all__ = ["FAILURES", "Outcome", "Parse", "SceneExtractor", "SceneObject", "SceneScores", "check", "domain_scores",
+__all__ = ["FAILURES", "Outcome", "Parse", "SceneExtractor", "SceneObject", "SceneScores", "check",
            "load_classifier", "parse", "reference_features", "score"]

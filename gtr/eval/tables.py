@@ -18,7 +18,7 @@ from gtr.errors import GtRError
 from gtr.eval.paper import TABLE1, TABLE3, TABLE4, TABLE5, paper_values
 from gtr.models.registry import REGISTRY
 
-from gtr.pipeline import REPO_ROOT
+from gtr.files import REPO_ROOT
 
 RESULTS = REPO_ROOT / "results"  # benchmark records (flops.json, latency_*.json) and where the tables go
 # The paper's ImageNet models (MAR-B/L/H), in registry order.

@@ -1,7 +1,7 @@
 """LightGen (Wu et al., 2025; XianfengWu01/LightGen ``models/fluid_arbitrary.py``, class ``FLUID``): MAR's encoder
 and decoder without class tokens, then cross-attention blocks from every image position to the projected T5 text
 (the text path), then MAR's diffusion head. Module and parameter names follow the official checkpoints so they load
-strictly; the facts are in shared notes lightgen_geneval.md Sec. 1.
+strictly; the facts are in docs/lightgen_geneval.md Sec. 1.
 
 The executor sees the same contract as MAR: ``condition(texts)`` (the raw T5 ``last_hidden_state`` [B, L, 4096],
 padding rows included and unmasked, as the official code feeds them) returns the projected text [B, L, D] once per

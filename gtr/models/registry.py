@@ -201,7 +201,7 @@ _LIGHTGEN = dict(condition="text", ema=False, default_cfg=4.0, default_num_iter=
                  default_cfg_schedule="constant", gtr=GtRDefaults(4, [16.0, 42.6, 85.3, 256.0]))
 _add(LightGenConfig(), WeightFile("LightGen", "lightgen/fluid_dpo/checkpoint-last.pth", None, 3030, "model.checkpoint"),
      name="lightgen", tokenizer=TokenizerConfig("sd3_vae"), text_encoder=TextEncoderConfig(), **_LIGHTGEN)
-# The official-code parity case (shared/reference/tiny_lightgen_parity.pt), random weights, random text features.
+# The official-code parity case (tests/data/tiny_lightgen_parity.pt), random weights, random text features.
 _add(LightGenConfig(width=32, encoder_depth=2, encoder_num_heads=4, decoder_depth=2, decoder_num_heads=4,
                     cross_depth=2, cross_num_heads=2, text_depth=1, caption_channels=48, diffloss_d=2, diffloss_w=64),
      WeightFile("tiny LightGen", "lightgen/lightgen_tiny/checkpoint-last.pth", None, 0, "model.checkpoint"),

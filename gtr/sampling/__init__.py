@@ -8,6 +8,7 @@ import types
 import typing
 
 from gtr.errors import GtRError
+from gtr.sampling.api import sample
 from gtr.sampling.baselines import DiSASampler, HaltonSampler
 from gtr.sampling.cache import NO_CACHE, Cache
 from gtr.sampling.executor import run_schedule
@@ -90,4 +91,4 @@ def build_cache(name: str = "none", **options) -> Cache:
 
 
 __all__ = ["ARStep", "CACHES", "Cache", "NO_CACHE", "Schedule", "SAMPLERS", "build_cache", "build_sampler",
-           "run_schedule", "GtRSampler", "MARSampler", "HaltonSampler", "DiSASampler", "LazyMARCache"]
+           "run_schedule", "sample", "GtRSampler", "MARSampler", "HaltonSampler", "DiSASampler", "LazyMARCache"]

@@ -1,6 +1,6 @@
 """The acceleration baselines of the paper's Tables 1-2 that change only MAR's schedule: the Halton order
 (Besnier et al., ICLR 2025) and DiSA's annealed diffusion steps (Zhao et al., 2025). Step reduction is
-``sampler=mar`` with a smaller ``num_iter``. Facts about their public code: shared notes, baselines_flops.md Part 1.
+``sampler=mar`` with a smaller ``num_iter``. Facts about their public code: docs/flops.md Part 1.
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def arccos_counts(num_tokens: int, num_iter: int) -> list[int]:
 @dataclass
 class HaltonSampler(MARSampler):
     """MAR with the deterministic Halton order (the same for every image). ``counts``: ``cosine`` keeps MAR's mask
-    schedule (the minimal change, the notes' recommendation), ``arccos`` uses Halton-MaskGIT's own rule."""
+    schedule (the minimal change recommended in docs/flops.md Sec. 1.2), ``arccos`` uses Halton-MaskGIT's own rule."""
     counts: str = "cosine"
     name = "halton"
 

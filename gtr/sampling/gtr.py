@@ -40,7 +40,7 @@ def even_split(total: int, parts: int) -> list[int]:
 
 def linear_diffusion_steps(num_ar_steps: int, t_max: int, t_min: int) -> list[int]:
     """T_max -> T_min over the generation AR steps, with DiSA's integer rule T_min + int((G-1-g)/(G-1) (T_max-T_min))
-    (the diffusion code GtR's reported FLOPs derive from, see shared notes)."""
+    (the diffusion code GtR's reported FLOPs derive from, see docs/flops.md Sec. 1.3)."""
     if num_ar_steps == 1:
         return [t_max]
     return [t_min + int((num_ar_steps - 1 - g) / (num_ar_steps - 1) * (t_max - t_min)) for g in range(num_ar_steps)]

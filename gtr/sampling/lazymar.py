@@ -1,7 +1,7 @@
 """LazyMAR (Yan et al., ICCV 2025) as a cache: computation reused across AR steps and diffusion steps, applied to
 any schedule (``cache=lazymar``; ``sampler=lazymar`` is MAR's schedule with it, the paper's baseline).
 
-Mechanics and defaults follow the released code (feihongyan1/LazyMAR; shared notes baselines_flops.md Sec. 1.4):
+Mechanics and defaults follow the released code (feihongyan1/LazyMAR; docs/flops.md Sec. 1.4):
 
 - **Full AR steps** (``s < start_step`` or ``(s - start_step) % refresh_every == 0``, and always the first) run the
   model as it is, for both CFG halves, and fill the caches.

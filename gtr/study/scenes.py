@@ -2,8 +2,8 @@
 
 Every row is a sampler config of ``configs/sampler`` (optionally ``+<cache>``) with a few option overrides, run on
 ``model=mar_scenes`` (16x16 tokens, as ImageNet MAR: the paper's configs run unchanged). A row draws
-``samples`` class-balanced images for each seed through the jobs' one render path (:func:`gtr.pipeline.render_batches`)
-and scores them with :func:`gtr.eval.scenes.domain_scores`: per image, valid or not (and why), per seed, the FID/KID
+``samples`` class-balanced images for each seed through the jobs' one render path (:func:`gtr.jobs.common.render`)
+and scores them with :func:`gtr.eval.metrics.score` (with the exact scorer): per image, valid or not (and why), per seed, the FID/KID
 analogues of the scenes classifier. Claims are decided by :mod:`gtr.study.statistics` (validity: two-proportion
 z-test over images; FID analogue: Welch over seeds), Holm-corrected within each table.
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -202,10 +201,13 @@ def measure(keys: Sequence[str], *, study: dict, path: Path, samples: int, seeds
     from gtr.data.scenes import NUM_CLASSES
     from gtr.eval.flops import FlopsCounter
     from gtr.eval.latency import device_name
-    from gtr.eval.scenes import SceneExtractor, domain_scores, load_classifier, reference_features
+    from gtr.eval.metrics import Reference, score
+    from gtr.eval.scenes import SceneExtractor, load_classifier, reference_features
+    from gtr.eval.scenes import score as exact
     from gtr.files import write_json
-    from gtr.pipeline import (cache_from_config, cache_record, compose_config, load_configured_model,
-                              load_image_tokenizer, render_batches, sampler_from_config, sampling_options)
+    from gtr.jobs.common import (cache_from_config, cache_record, load_configured_model, load_image_tokenizer,
+                                 render, sampler_from_config, sampling_options)
+    from gtr.config import compose_config
     torch.set_grad_enabled(False)
     dev = torch.device(device)
     overrides = [f"model={MODEL}"] + ([f"model.checkpoint={checkpoint}"] if checkpoint else [])
@@ -213,7 +215,7 @@ def measure(keys: Sequence[str], *, study: dict, path: Path, samples: int, seeds
     model = load_configured_model(cfg, dev)
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, dev)
     extractor = SceneExtractor(load_classifier(device=dev))
-    reference = reference_features(extractor, "test")
+    reference = Reference.of_features(reference_features(extractor, "test"))
     counter = FlopsCounter(model.config)
     clip = cfg.diffusion.clip_timestep
     state = study["current"]
@@ -233,13 +235,15 @@ def measure(keys: Sequence[str], *, study: dict, path: Path, samples: int, seeds
                 continue
             ids = list(range(samples))
             batches = [ids[i:i + batch_size] for i in range(0, samples, batch_size)]
-            start = time.perf_counter()
-            images = torch.cat([im.cpu() for _, im in render_batches(
+            timings = []  # sampling seconds per batch, the decoder not counted (as the 16x16 study)
+            images = torch.cat([im.cpu() for _, im in render(
                 model, sampler, tokenizer, batches, lambda b: balanced_labels(b, NUM_CLASSES), seed=seed,
-                precision="fp32", cache=cache, mode=mode)])
-            seconds = time.perf_counter() - start
+                precision="fp32", cache=cache, mode=mode, timings=timings)])
+            seconds = sum(timings)
             labels = balanced_labels(ids, NUM_CLASSES).numpy()
-            scores = domain_scores(images.numpy(), labels, extractor, reference, per_image=True)
+            scores = score(images.split(1000), extractor, reference, labels=labels, exact=exact, kid=True,
+                           per_image=True)
+            del scores["extractor"]
             record["per_seed"].append({"seed": seed, "s_per_image": seconds / samples, **scores})
             print(f"{key} seed {seed}: valid {scores['valid']}/{scores['count']}, FID (scenes) "
                   f"{scores['fid_scenes']:.2f}, {seconds / samples * 1e3:.0f} ms per image", flush=True)
@@ -262,9 +266,10 @@ def sample_grid(keys: Sequence[str], *, state: Mapping, path: Path, device: str 
 
     from gtr.data.scenes import NUM_CLASSES
     from gtr.eval.scenes import check
-    from gtr.pipeline import (cache_from_config, compose_config, load_configured_model, load_image_tokenizer,
-                              render_batches, sampler_from_config)
-    from gtr.study.report import sample_sheet
+    from gtr.jobs.common import (cache_from_config, load_configured_model, load_image_tokenizer, render,
+                                 sampler_from_config)
+    from gtr.config import compose_config
+    from gtr.images import sample_sheet
     keys = [k for k in keys if state["rows"].get(k, {}).get("per_seed")]
     if not keys:
         return False
@@ -278,7 +283,7 @@ def sample_grid(keys: Sequence[str], *, state: Mapping, path: Path, device: str 
         record = state["rows"][key]
         sampler = sampler_from_config(record["sampler"], {"clip_timestep": cfg.diffusion.clip_timestep})
         ids = list(range(per_row))
-        _, images = next(render_batches(model, sampler, tokenizer, [ids], lambda b: balanced_labels(b, NUM_CLASSES),
+        _, images = next(render(model, sampler, tokenizer, [ids], lambda b: balanced_labels(b, NUM_CLASSES),
                                         seed=0, precision="fp32", cache=cache_from_config(record.get("cache"))))
         images = images.cpu().numpy()
         captions = []
@@ -300,13 +305,13 @@ def figure3(*, state: dict, path: Path, count: int, seeds: int, completion_steps
     ``base_overrides``: options of the baseline's sampler (tests: fewer steps)."""
     import torch
 
-    import gtr
+    from gtr.sampling import sample
     from gtr.data.scenes import NUM_CLASSES
     from gtr.eval.scenes import check
-    from gtr.pipeline import (compose_config, load_configured_model, load_image_tokenizer, sampler_from_config,
-                              sampling_options)
+    from gtr.config import compose_config
+    from gtr.jobs.common import load_configured_model, load_image_tokenizer, sampler_from_config, sampling_options
     from gtr.sampling.completion import CompletionSampler, block_mask, checkerboard_mask
-    from gtr.study.report import sample_sheet
+    from gtr.images import sample_sheet
     from gtr.tokenizers import to_uint8
     torch.set_grad_enabled(False)
     cfg = compose_config(f"model={MODEL}", *([f"model.checkpoint={checkpoint}"] if checkpoint else []))
@@ -316,14 +321,14 @@ def figure3(*, state: dict, path: Path, count: int, seeds: int, completion_steps
     base = sampler_from_config(sampling_options(MODEL, "mar", base_overrides)[0],
                                {"clip_timestep": cfg.diffusion.clip_timestep})
     labels = balanced_labels(range(count), NUM_CLASSES)
-    reference = model.patchify(gtr.sample(model, base, labels, seed=10_000))
+    reference = model.patchify(sample(model, base, labels, seed=10_000))
     reference_images = to_uint8(tokenizer.decode(model.unpatchify(reference))).cpu().numpy()
     side, result, sheet = model.seq_h, {"images": count, "seeds": seeds, "completion_steps": completion_steps}, []
     for pattern, mask in (("checkerboard", checkerboard_mask(side, side)), ("block", block_mask(side, side))):
         completion = CompletionSampler(num_iter=completion_steps, diffusion_steps=base.diffusion_steps, cfg=base.cfg,
                                        given_tokens=reference, given=mask)
         completion.clip_timestep = base.clip_timestep
-        stack = np.stack([to_uint8(tokenizer.decode(gtr.sample(model, completion, labels, seed=s))).cpu().numpy()
+        stack = np.stack([to_uint8(tokenizer.decode(sample(model, completion, labels, seed=s))).cpu().numpy()
                           for s in range(seeds)])  # [S, N, H, W, 3]
         spread = (stack.astype(np.float64) / 255).std(axis=0).mean(axis=(1, 2, 3))  # [N]
         valid = np.array([[check(stack[s, i], int(labels[i])).valid for i in range(count)] for s in range(seeds)])

@@ -2,7 +2,7 @@
 detections (:mod:`gtr.eval.geneval.scenes`).
 
 Every row is a sampler config of ``configs/sampler`` with a few option overrides, run through the job users run,
-``scripts/geneval.py`` (:func:`gtr.geneval.run_geneval`: the official folder layout, one render path, resumable
+``scripts/geneval.py`` (:func:`gtr.jobs.geneval.run_geneval`: the official folder layout, one render path, resumable
 generation and scoring), on the testbed's 553 evaluation prompts x ``n_samples`` images per seed. A row's GenEval
 overall is GenEval's: the unweighted mean of its six task accuracies; its standard error comes from the per-task
 proportions over images (tasks are independent samples: SE^2 = sum_t p_t (1 - p_t) / n_t / 36). Claims are decided
@@ -115,9 +115,9 @@ def measure(keys: Sequence[str], *, study: dict, path: Path, images_root: Path, 
     from gtr.eval.flops import FlopsCounter
     from gtr.eval.latency import device_name
     from gtr.files import write_json
-    from gtr.geneval import run_geneval
+    from gtr.jobs.geneval import run_geneval
     from gtr.models.registry import lightgen_config
-    from gtr.pipeline import cache_from_config, sampler_from_config
+    from gtr.jobs.common import cache_from_config, sampler_from_config
     state = study["current"]
     state.setdefault("runs", []).append({"device": device_name(torch.device(device)), "mode": mode,
                                          "command": command, "rows": list(keys)})

@@ -18,7 +18,8 @@ import torch
 old = Path(sys.argv[1])
 sys.path.insert(0, str(old / "tests"))
 import gtr  # noqa: E402  (the old code, from PYTHONPATH)
-from gtr.pipeline import compose_config, load_configured_model, sampler_from_config  # noqa: E402
+from gtr.config import compose_config
+from gtr.jobs.common import load_configured_model, sampler_from_config
 from gtr.sampling import build_sampler  # noqa: E402
 from gtr.sampling.executor import make_rng, run_schedule  # noqa: E402
 from test_lightgen import _parity_model  # noqa: E402

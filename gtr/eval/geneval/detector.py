@@ -1,7 +1,7 @@
 """GenEval's object detector, Mask2Former (Swin-S, COCO instance), run as mmdetection 2.x runs it inside the
 official evaluator, on the maintained ``transformers`` implementation.
 
-What ``inference_detector`` does and is kept here (shared notes lightgen_geneval.md Sec. 2.4):
+What ``inference_detector`` does and is kept here (docs/lightgen_geneval.md Sec. 2.4):
 - test pipeline: keep-ratio resize to fit (1333, 800) -- a 512^2 image becomes 800^2 -- with OpenCV's bilinear
   uint8 arithmetic (``mmcv.imrescale``); ImageNet mean/std on 0-255 RGB; zero padding to a multiple of 32;
 - mask logits upsampled (bilinear) to the padded input, cropped to the resized image, upsampled to the original

@@ -9,7 +9,7 @@ Layout (GenEval README; the evaluator visits all-digit folders and ``\\d+.png`` 
     <out>/00000/samples/0000.png    # ... 0003.png: n_samples images per prompt
 
 LightGen's own GenEval script wraps every metadata string in a list (DataLoader collation), which the official
-evaluator cannot read (shared notes lightgen_geneval.md Sec. 2.3); here the record is written as read.
+evaluator cannot read (docs/lightgen_geneval.md Sec. 2.3); here the record is written as read.
 """
 from __future__ import annotations
 

@@ -1,37 +1,27 @@
-"""From a (Hydra) config to images: the skeleton every generation job shares (:class:`Run`: the sampler, cache,
-model and tokenizer a config names, rendered in batches), the run guard of output folders (:func:`claim_output`),
-and ``scripts/sample.py``'s job on them (:func:`sample_to_folder`).
+"""What every job shares, from a composed config to images: the device, the model and tokenizer a config names, its
+sampler and cache, and :func:`render`, the one loop that turns batches of image ids into uint8 images (every job and
+both studies render through it). :class:`Run` is the skeleton of a generation job around it; :func:`run_job` the
+scripts' entry (one-line errors).
 """
 from __future__ import annotations
 
-import json
-import tempfile
+import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
-import numpy as np
 import torch
 from omegaconf import OmegaConf
-from tqdm.auto import tqdm
 
-from gtr import sample
-from gtr.config import CONFIGS, compose_config, run_tag  # noqa: F401 -- re-exported for scripts and studies
-from gtr.data import CLASS_NAMES as FASHION_CLASSES
-from gtr.data.scenes import CLASS_NAMES as SCENE_CLASSES
+from gtr.config import compose_config, run_tag
+from gtr.config.schema import check_count, check_seed
 from gtr.errors import GtRError, one_line_errors
-from gtr.files import write_json
-from gtr.images import imagenet_class_names, labelled_grid, save_png
 from gtr.models import load_model
-from gtr.sampling import build_cache, build_sampler
+from gtr.sampling import build_cache, build_sampler, sample
 from gtr.sampling.cache import Cache
 from gtr.sampling.compiled import JOB_MODES, check_mode, resolve_mode
 from gtr.sampling.executor import RNG_MODES, autocast
 from gtr.sampling.schedule import Schedule, check_plan
 from gtr.tokenizers import LatentTokenizer, build_tokenizer, load_tokenizer, to_uint8
-
-
-REPO_ROOT = Path(__file__).resolve().parent.parent  # the clone, for an editable install (git commit of a run)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -103,98 +93,10 @@ def cache_settings(cfg) -> dict:
     return cache_record(cfg.get("cache"))
 
 
-def claim_output(out: Path, settings: dict, rank: int, folders: Iterable[Path] = ()) -> None:
-    """Resume only what these settings made: ``<out>/run.json`` records what the folder's images are (model,
-    resolved sampler, seed, precision, counts); the first run writes it and a run with other settings stops. Once
-    claimed, ``out`` and ``folders`` are made (every rank makes them: none waits for another)."""
-    path = out / "run.json"
-    if path.is_file():
-        try:
-            stored = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise GtRError(f"{path} is not the JSON record a run writes (cut short or edited): delete {out} to start "
-                           "over, or set output_dir=<another folder>") from None
-        before, now = _decisive(stored), _decisive(settings)
-        for key in RESUME_KEYS:  # folders written before these were recorded are compared without them
-            if key not in before:
-                now.pop(key, None)
-        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-        if changed:
-            raise GtRError(f"{out} holds images made with other settings ({', '.join(changed)} differ): set "
-                           f"output_dir=<another folder>, or delete {out} to start over")
-    elif rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(path, settings)
-    for folder in (out, *folders):
-        folder.mkdir(parents=True, exist_ok=True)
-
-
-# The model-config keys that decide a run's images (its name, title, demo grid, metrics do not; CFG and step defaults
-# are already resolved into the sampler's options).
-MODEL_KEYS_OF_IMAGES = ("preset", "checkpoint", "ema", "random_init", "init_seed", "hparams", "tokenizer",
-                        "text_encoder")
-
-
-# Settings that change some images' last bits (a batch's size changes matmul blocking; compiled kernels round
-# otherwise than eager ones; a GPU otherwise than a CPU): a resumed folder must have been made under the same ones.
-RESUME_KEYS = ("batch_size", "mode", "device_type")
-
-
-def _decisive(settings: dict) -> dict:
-    """Run settings as the guard compares them (older records may hold more model keys)."""
-    model = settings.get("model")
-    if not isinstance(model, dict):
-        return dict(settings)
-    return {**settings, "model": {k: model.get(k) for k in MODEL_KEYS_OF_IMAGES}}
-
-
-def run_settings(cfg, device: torch.device | None = None, **counts) -> dict:
-    """What decides a run's images: the model, sampler, seed, precision, ..., and (for resumable jobs, given
-    ``device``) the batch size, executor mode and device type, which can change an image's last bits; not the world
-    size, which changes none."""
-    model = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if k != "metrics"}
-    exact = {} if device is None else {"batch_size": cfg.batch_size, "mode": cfg.mode, "device_type": device.type}
-    return {"model": model, "sampler": OmegaConf.to_container(cfg.sampler, resolve=True), "seed": cfg.seed,
-            "precision": cfg.precision, "diffusion": OmegaConf.to_container(cfg.diffusion, resolve=True),
-            **cache_settings(cfg), **exact, **counts}
-
-
-def check_count(name: str, value, minimum: int = 1) -> None:
-    """An integer option >= ``minimum`` (Hydra passes 2.5 or "abc" through as they are)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise GtRError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def check_seed(seed, rng: str = "per_image") -> None:
-    """Seeds are integers >= 0; the official RNG mode seeds numpy, which takes them below 2**32."""
-    check_count("seed", seed, 0)
-    if rng == "official" and seed >= 2**32:
-        raise GtRError(f"seed={seed} is too large for rng=official (numpy takes seeds < 2**32): use a smaller seed or "
-                       "rng=per_image")
-
-
 def check_labels(classes) -> None:
     bad = [c for c in classes if isinstance(c, bool) or not isinstance(c, int)]
     if bad:
         raise GtRError(f"class labels must be integers, got {bad[0]!r}: e.g. classes=[207,360]")
-
-
-def check_writable(folder: Path, key: str = "output_dir") -> None:
-    """``folder`` could be made and take a file (probed in it or, when it does not exist yet, in its nearest existing
-    ancestor: nothing is created, so a run refused later leaves no empty folder); else one line naming ``key``."""
-    folder = Path(folder)
-    probe_in = folder
-    while not probe_in.exists() and probe_in != probe_in.parent:
-        probe_in = probe_in.parent
-    if not probe_in.is_dir():
-        raise GtRError(f"cannot write to output folder {folder}: {probe_in} is a file, not a folder; set {key}=... "
-                       "to a writable folder")
-    try:
-        with tempfile.NamedTemporaryFile(dir=probe_in, prefix=".write_test"):
-            pass
-    except OSError as err:
-        raise GtRError(f"cannot write to output folder {folder} ({err.strerror}): set {key}=... to a writable "
-                       f"folder") from None
 
 
 def batches_of_rank(num_images: int, batch_size: int, rank: int = 0, world: int = 1) -> list[list[int]]:
@@ -205,22 +107,27 @@ def batches_of_rank(num_images: int, batch_size: int, rank: int = 0, world: int 
     return batches[rank::world]
 
 
-def render_batches(model, sampler: Schedule, tokenizer: LatentTokenizer, batches: Iterable[list[int]],
-                   condition_of: Callable[[list[int]], Any], *, seed: int | None, precision: str,
-                   rng: str = "per_image", cache: Cache | None = None,
-                   mode: str = "eager") -> Iterator[tuple[list[int], torch.Tensor]]:
+def render(model, sampler: Schedule, tokenizer: LatentTokenizer, batches: Iterable[list[int]],
+           condition_of: Callable[[list[int]], Any], *, seed: int | None, precision: str, rng: str = "per_image",
+           cache: Cache | None = None, mode: str = "eager",
+           timings: list[float] | None = None) -> Iterator[tuple[list[int], torch.Tensor]]:
     """For each batch of image ids, yield the ids and their uint8 images [B, H, W, 3]: the latents of the batch's
     conditions (``condition_of(ids)``: class labels, text features, or None: unconditional) sampled with each image's
-    own stream, decoded
-    under the run's precision (the official evaluation decodes under autocast too), through ``cache``, in executor
-    ``mode`` (eager | compile | cudagraphs)."""
+    own stream through ``cache`` in executor ``mode`` (eager | compile | cudagraphs), decoded under the run's
+    precision (the official evaluation decodes under autocast too). ``timings``: a list that receives each batch's
+    sampling seconds (the decoder not counted; CUDA synchronised)."""
     device = next(model.parameters()).device
     for ids in batches:
         condition = condition_of(ids)
         if isinstance(condition, torch.Tensor):
             condition = condition.to(device)
+        start = time.perf_counter()
         latents = sample(model, sampler, condition, seed=seed, image_ids=ids, rng=rng, precision=precision,
                          cache=cache, num_images=len(ids), mode=mode)
+        if timings is not None:
+            if latents.is_cuda:
+                torch.cuda.synchronize(latents.device)
+            timings.append(time.perf_counter() - start)
         if not torch.isfinite(latents).all():  # never a black PNG or a meaningless score from NaN/inf
             settings = ", ".join(f"{k}={getattr(sampler, k)}" for k in ("cfg", "temperature") if hasattr(sampler, k))
             raise GtRError(f"sampling gave non-finite latents for images {ids[0]}-{ids[-1]} (sampler "
@@ -260,7 +167,7 @@ class Run:
         """The model (taking ``condition``: class or text) and tokenizer, the sampler's plan checked on the model's
         token grid, and the executor mode of a run of ``images`` images in all (``mode=auto``: compiled where that
         is measured to pay off, said in one line by rank 0). ``runtime`` (a sharded run's
-        :class:`gtr.generate.Distributed`): its ranks agree, so one that cannot compile makes them all run eager."""
+        :class:`gtr.jobs.distributed.Distributed`): its ranks agree, so one that cannot compile makes them all run eager."""
         self.mode, why = resolve_mode(self.cfg.mode, self.device, images, self.cfg.precision)
         if self.cfg.mode == "auto" and runtime is not None and runtime.world > 1:
             all_compile = runtime.all_ok(self.mode == "compile")  # a collective: every rank calls it
@@ -280,68 +187,12 @@ class Run:
 
     def render(self, batches: Iterable[list[int]],
                condition_of: Callable[[list[int]], Any]) -> Iterator[tuple[list[int], torch.Tensor]]:
-        """:func:`render_batches` with the run's model, sampler, cache, precision, mode and seed (``rng=official``:
+        """:func:`render` with the run's model, sampler, cache, precision, mode and seed (``rng=official``:
         the global generators, seeded once by the caller)."""
         rng = self.cfg.get("rng", "per_image")
-        return render_batches(self.model, self.sampler, self.tokenizer, batches, condition_of,
+        return render(self.model, self.sampler, self.tokenizer, batches, condition_of,
                               seed=None if rng == "official" else self.cfg.seed, rng=rng,
                               precision=self.cfg.precision, cache=self.cache, mode=self.mode)
-
-
-def clear_images(folder: Path) -> None:
-    """Remove a previous run's numbered images, so that a used folder holds only the new run's."""
-    for stale in folder.glob("[0-9][0-9][0-9][0-9][0-9].png"):
-        stale.unlink()
-
-
-def row_names(model_cfg: Mapping[str, Any], classes: list[int]) -> list[str]:
-    kind = model_cfg.get("class_names")
-    names = {"imagenet": imagenet_class_names, "fashion_mnist": lambda: list(FASHION_CLASSES),
-             "scenes": lambda: list(SCENE_CLASSES)}.get(kind, lambda: None)()
-    return [f"{c} {names[c]}" if names else str(c) for c in classes]
-
-
-def sample_to_folder(cfg) -> Path:
-    """Run ``scripts/sample.py``'s job: PNGs ``images/{id:05d}.png``, ``grid.png`` and ``config.yaml`` in
-    ``cfg.output_dir``. Returns the grid's path."""
-    out = Path(cfg.output_dir)
-    check_writable(out / "images")
-    run = Run.configure(cfg, resolve_device(cfg.device))
-    unconditional = cfg.classes is None  # classes=null: one row of images without a class (the model's null class)
-    classes = [] if unconditional else list(cfg.classes)
-    if not unconditional and not classes:
-        raise GtRError("need at least one class (or classes=null for unconditional samples)")
-    check_labels(classes)
-    check_count("images_per_class", cfg.images_per_class)
-    labels = np.repeat(np.asarray(classes, dtype=np.int64), cfg.images_per_class)  # row-major grid, a row per class
-    count = cfg.images_per_class if unconditional else len(labels)
-    run.load("class", images=count)
-    if not unconditional:  # bad labels fail before any work is done
-        run.model.condition(torch.as_tensor(labels, device=run.device))
-    claim_output(out, run_settings(cfg, classes=None if unconditional else classes,
-                                   images_per_class=cfg.images_per_class, rng=cfg.rng), rank=0,
-                 folders=[out / "images"])
-    clear_images(out / "images")  # this run draws them again (and a folder of an older version holds only its own)
-    (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-
-    if cfg.rng == "official":  # the official scripts seed the global generators once per process
-        torch.manual_seed(cfg.seed)
-        np.random.seed(cfg.seed)
-    images = []
-    with tqdm(total=count, unit="img", desc=run.description, disable=not cfg.progress) as bar:
-        for ids, batch in run.render(batches_of_rank(count, cfg.batch_size),
-                                     lambda ids: None if unconditional else labels[ids]):
-            for image_id, image in zip(ids, batch):
-                save_png(image, out / "images" / f"{image_id:05d}.png")
-            images.append(batch)
-            bar.update(len(ids))
-    tiles = torch.cat(images)
-    upscale = int(cfg.model.get("grid_upscale", 1))
-    if upscale > 1:
-        tiles = tiles.repeat_interleave(upscale, dim=1).repeat_interleave(upscale, dim=2)
-    grid = labelled_grid(tiles, ["unconditional"] if unconditional else row_names(cfg.model, classes))
-    save_png(grid, out / "grid.png")
-    return out / "grid.png"
 
 
 def run_job(job, cfg) -> None:
@@ -350,8 +201,3 @@ def run_job(job, cfg) -> None:
     with one_line_errors(cfg.get("output_dir")):
         path = job(cfg)
     print(f"wrote {path}")
-
-
-def main(cfg) -> None:
-    """``scripts/sample.py``."""
-    run_job(sample_to_folder, cfg)

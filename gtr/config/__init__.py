@@ -2,8 +2,9 @@
 
 Every job (``gtr-sample``, ``gtr-generate``, ...) runs :func:`preflight` on its command line first: it composes the
 config exactly as Hydra will (each combination of a ``--multirun`` sweep), checks it against the schemas of
-:mod:`gtr.schema`, and turns any failure (an unknown model or sampler, a misspelt key, a value of the wrong type, an
-override Hydra cannot parse) into one line naming the fix, exit status 2, before anything is loaded or written.
+:mod:`gtr.config.schema`, and turns any failure (an unknown model or sampler, a misspelt key, a value of the wrong
+type, an override Hydra cannot parse) into one line naming the fix, exit status 2, before anything is loaded or
+written.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from omegaconf import OmegaConf
 
 from gtr.errors import GtRError, one_line_errors
 
-CONFIGS = Path(__file__).resolve().parent / "configs"  # shipped in the package (``configs/`` in a clone links here)
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"  # shipped in the package (``configs/`` in a clone links here)
 MAX_SWEEP_CHECKS = 256  # combinations of a --multirun sweep composed up front (the rest are checked as they run)
 
 
@@ -50,7 +51,7 @@ def compose_config(*overrides: str, name: str = "sample", hydra_node: bool = Fal
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from gtr.schema import register, validate
+    from gtr.config.schema import register, validate
     register()
     try:
         with initialize_config_dir(str(CONFIGS), version_base="1.3"):
@@ -82,7 +83,7 @@ def preflight(name: str, argv: Sequence[str]) -> None:
         return
     # --config-dir adds a folder of the user's to the search path: checked the same way, through Hydra's searchpath
     extra = [f"hydra.searchpath=[file://{Path(args.config_dir).resolve()}]"] if args.config_dir else []
-    from gtr.schema import first_line
+    from gtr.config.schema import first_line
     with one_line_errors():
         try:
             parsed = OverridesParser.create().parse_overrides(args.overrides)
@@ -104,7 +105,7 @@ def explain(err: BaseException, name: str, overrides: Sequence[str]) -> str:
     from hydra.errors import MissingConfigException
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-    from gtr.schema import describe, first_line
+    from gtr.config.schema import describe, first_line
 
     if isinstance(err, MissingConfigException) and err.missing_cfg_file and err.options is not None:
         group, _, choice = err.missing_cfg_file.rpartition("/")

@@ -10,80 +10,21 @@ and, when asked, scores it.
 """
 from __future__ import annotations
 
-import datetime
-import os
-import subprocess
-import time
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Sequence
 
 import numpy as np
-import torch
-import torch.distributed as dist
 from omegaconf import OmegaConf
 from PIL import Image
-from tqdm.auto import tqdm
 
+from gtr.config import run_tag
+from gtr.config.schema import check_count
 from gtr.errors import GtRError, require
 from gtr.files import atomic_path, write_json
-from gtr.images import save_png
-from gtr.pipeline import (REPO_ROOT, Run, batches_of_rank, cache_settings, check_count, check_writable, claim_output,
-                          resolve_device, run_settings)
-
-
-def image_ok(path: Path, size: int | None = None) -> bool:
-    """Whether a PNG exists, fully decodes, and is what this run writes: 8-bit RGB (``size`` x ``size`` when given).
-    Anything else in its place (a greyscale or resized copy, say) is redrawn rather than packed and scored."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return im.mode == "RGB" and (size is None or im.size == (size, size))
-    except (OSError, SyntaxError, ValueError):
-        return False
-
-
-class Distributed:
-    """torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK), a SLURM job's tasks (submitit launcher), or a single
-    process."""
-
-    def __init__(self, device: torch.device):
-        if "WORLD_SIZE" not in os.environ and int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-            from submitit.helpers import TorchDistributedEnvironment
-            TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.device = device
-        if self.world > 1:
-            if device.type == "cuda":
-                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-                torch.cuda.set_device(self.device)
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                    timeout=datetime.timedelta(hours=2))
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            dist.barrier()
-
-    def all_ok(self, ok: bool) -> bool:
-        """Whether every rank is ``ok``: lets a failure seen by one rank stop all of them together."""
-        if self.world == 1:
-            return ok
-        flag = torch.tensor([int(ok)], device=self.device if self.device.type == "cuda" else "cpu")
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-        return bool(flag.item())
-
-    def close(self) -> None:
-        if self.world > 1:
-            dist.destroy_process_group()
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
+from gtr.jobs.common import Run, cache_settings, resolve_device
+from gtr.jobs.distributed import Distributed, render_sharded
+from gtr.jobs.output import check_complete, check_writable, claim_output, git_commit, run_settings
 
 
 def pack_npz(images: Sequence[Path], path: Path) -> Path:
@@ -120,45 +61,6 @@ def log_to_wandb(cfg, record: dict, images_dir: Path) -> None:
     run.finish()
 
 
-def render_sharded(runtime: Distributed, run: Run, num_images: int, path_of: Callable[[int], Path],
-                   condition_of: Callable[[list[int]], Any], desc: str | None = None) -> tuple[int, float]:
-    """Render this rank's share of images 0..num_images-1 to ``path_of(id)`` with a loaded :class:`Run` (its
-    config: seed, batch_size, precision, progress, cache, mode), skipping every batch whose images all exist and
-    decode; returns (images generated, seconds) on this rank. All ranks meet at a barrier at the end."""
-    cfg = run.cfg
-    mine = batches_of_rank(num_images, cfg.batch_size, runtime.rank, runtime.world)
-    for ids in mine:  # half-written files of a killed run (each rank clears its own)
-        for i in ids:
-            path_of(i).with_name(f".{path_of(i).name}.tmp").unlink(missing_ok=True)
-    size = run.model.config.img_size
-    todo = [b for b in mine if not all(image_ok(path_of(i), size) for i in b)]
-    done_before = sum(len(b) for b in mine) - sum(len(b) for b in todo)
-    seconds, t0 = 0.0, time.perf_counter()
-    with tqdm(total=sum(len(b) for b in mine), initial=done_before, unit="img", dynamic_ncols=True,
-              desc=f"{desc or run.description} (rank 0 of {runtime.world})",
-              disable=not cfg.progress or runtime.rank != 0) as bar:
-        for ids, batch in run.render(todo, condition_of):
-            seconds += time.perf_counter() - t0
-            for image_id, image in zip(ids, batch):
-                path = path_of(image_id)
-                if not image_ok(path, size):
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    save_png(image, path)
-            bar.update(len(ids))
-            t0 = time.perf_counter()
-    runtime.barrier()
-    return sum(len(b) for b in todo), seconds
-
-
-def check_complete(num_images: int, path_of: Callable[[int], Path]) -> None:
-    """Every rank decoded its pre-existing images before skipping them and writes new ones atomically, so existence
-    is completeness here."""
-    missing = [i for i in range(num_images) if not path_of(i).is_file()]
-    if missing:
-        raise GtRError(f"{len(missing)} images missing after generation (first: {path_of(missing[0])}): re-run the "
-                       f"same command to resume")
-
-
 def generate(cfg, sampler_config: str | None = None) -> dict:
     """Run (or resume) the generation job of ``cfg``; returns the results record (rank 0 writes it).
     ``sampler_config`` names the sampler config file and a chosen cache (``gtr_16``, ``gtr_16+lazymar``: the run
@@ -186,8 +88,8 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
     claim_output(out, run_settings(cfg, runtime.device, num_images=num_images, images_per_class=cfg.images_per_class),
                  runtime.rank, folders=[images_dir])
     if cfg.metrics.enabled:
-        from gtr.eval.metrics import preflight
-        preflight(cfg)
+        from gtr.eval.metrics import Scoring
+        Scoring.from_config(cfg).preflight()
     run.load("class", images=num_images, runtime=runtime)
     if runtime.rank == 0:
         (out / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
@@ -210,8 +112,18 @@ def _generate(cfg, runtime: Distributed, out: Path, images_dir: Path, sampler_co
         if cfg.npz:  # streamed from the PNGs, as the scorer is: rank 0's memory does not grow with num_images
             record["npz"] = str(pack_npz([path_of(i) for i in range(num_images)], out / "samples.npz"))
         if cfg.metrics.enabled:
-            from gtr.eval.metrics import score_folder
-            record["metrics"] = score_folder(images_dir, num_images, labels, cfg, run.device)
+            from gtr.eval.metrics import Scoring
+            from gtr.eval.sources import png_batches
+            record["metrics"] = Scoring.from_config(cfg).score(png_batches([path_of(i) for i in range(num_images)]),
+                                                               run.device, labels=labels, num_images=num_images)
         write_json(out / "results.json", record)
         log_to_wandb(cfg, record, images_dir)
     return record  # the other ranks leave after generation: none waits on rank 0's scoring
+
+
+def main(cfg) -> None:
+    """``scripts/generate.py``: the run named by its sampler (``gtr_16``, or ``gtr_16+lazymar`` with a cache)."""
+    record = generate(cfg, sampler_config=run_tag(cfg.sampler.name))
+    if record:  # rank 0
+        metrics = record.get("metrics", {})
+        print(f"wrote {cfg.output_dir}/results.json" + (f": {metrics}" if metrics else ""))

@@ -347,6 +347,20 @@ def describe(err: OmegaConfBaseException, prefix: str | None = None) -> str:
     return f"{prefix} {text}" if prefix else text
 
 
+def check_count(name: str, value, minimum: int = 1) -> None:
+    """An integer option >= ``minimum`` (Hydra passes 2.5 or "abc" through as they are)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise GtRError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def check_seed(seed, rng: str = "per_image") -> None:
+    """Seeds are integers >= 0; the official RNG mode seeds numpy, which takes them below 2**32."""
+    check_count("seed", seed, 0)
+    if rng == "official" and seed >= 2**32:
+        raise GtRError(f"seed={seed} is too large for rng=official (numpy takes seeds < 2**32): use a smaller seed or "
+                       "rng=per_image")
+
+
 def _check_train(node: DictConfig) -> None:
     """The ``train`` node against the schema of its ``job`` (tokenizer, mar, classifier)."""
     job = node.get("job")
@@ -354,7 +368,6 @@ def _check_train(node: DictConfig) -> None:
         raise GtRError(f"unknown training job {job!r} (train.job): choose train=tokenizer, mar or classifier (or "
                        "their 16x16 variants tokenizer16, mar16)")
     _check_options(node, TRAIN_JOBS[job], f"training job {job!r}", "train")
-    from gtr.pipeline import check_count
     for key in ("steps", "batch_size", "checkpoint_every", "log_every"):
         check_count(f"train.{key}", node[key])
     check_count("train.warmup_steps", node.warmup_steps, minimum=0)

@@ -11,8 +11,9 @@ from tqdm.auto import tqdm
 
 from gtr.errors import GtRError
 from gtr.images import labelled_grid, save_png
-from gtr.pipeline import (Run, batches_of_rank, check_count, check_writable, claim_output, clear_images,
-                          resolve_device, run_job, run_settings)
+from gtr.jobs.common import Run, batches_of_rank, resolve_device, run_job
+from gtr.jobs.output import check_writable, claim_output, clear_images, run_settings
+from gtr.config.schema import check_count
 from gtr.text import T5TextEncoder, WordTextEncoder, cached_features
 
 

@@ -301,14 +301,14 @@ def _p(c) -> float:
 
 def sampling_options(bed: Testbed, row: Row) -> tuple[dict, dict]:
     """The resolved sampler and cache options of a row's config on the testbed's model, with the row's overrides."""
-    from gtr.pipeline import sampling_options as resolved
+    from gtr.jobs.common import sampling_options as resolved
     return resolved(bed.model, row.config, row.overrides)
 
 
 def built(row_state: Mapping, clip_timestep: int | None):
     """The sampler and cache of a measured row (rows measured before the cache axis have no ``cache``), respacing
     diffusion steps with the testbed model's ``clip_timestep``."""
-    from gtr.pipeline import cache_from_config, sampler_from_config
+    from gtr.jobs.common import cache_from_config, sampler_from_config
     return (sampler_from_config(row_state["sampler"], {"clip_timestep": clip_timestep}),
             cache_from_config(row_state.get("cache")))
 
@@ -317,19 +317,13 @@ def generate(model, tokenizer, sampler, count: int, seed: int, batch_size: int, 
              ) -> tuple[torch.Tensor, torch.Tensor, float]:
     """``count`` class-balanced images (label = id % 10) from seed ``seed``: uint8 [N, H, W, 3], labels, sampling
     seconds (the VAE not timed)."""
-    import gtr
-    from gtr.tokenizers import to_uint8
+    from gtr.jobs.common import batches_of_rank, render
     labels = torch.arange(count) % 10
-    images, seconds = [], 0.0
-    for start in range(0, count, batch_size):
-        ids = list(range(start, min(count, start + batch_size)))
-        t0 = time.perf_counter()
-        latents = gtr.sample(model, sampler, labels[ids], seed=seed, image_ids=ids, cache=cache)
-        if latents.is_cuda:
-            torch.cuda.synchronize(latents.device)
-        seconds += time.perf_counter() - t0
-        images.append(to_uint8(tokenizer.decode(latents)).cpu())
-    return torch.cat(images), labels, seconds
+    timings = []
+    images = [im.cpu() for _, im in render(model, sampler, tokenizer, batches_of_rank(count, batch_size),
+                                           lambda ids: labels[ids], seed=seed, precision="fp32", cache=cache,
+                                           timings=timings)]
+    return torch.cat(images), labels, sum(timings)
 
 
 def figure3(bed: Testbed, model, tokenizer, extractor, count: int, seeds: int, out: Path) -> dict:
@@ -337,17 +331,17 @@ def figure3(bed: Testbed, model, tokenizer, extractor, count: int, seeds: int, o
     block (the top rows), the rest completed with ``seeds`` seeds. Spread = per image, the std across seeds (of
     pixels in [0, 1] and of classifier features), averaged over images (± standard error). Saves the labelled
     strips of the first image."""
-    import gtr
+    from gtr.sampling import sample
     from gtr.eval.fid import extract
     from gtr.models.registry import preset
-    from gtr.pipeline import sampler_from_config
+    from gtr.jobs.common import sampler_from_config
     from gtr.sampling.completion import CompletionSampler, block_mask, checkerboard_mask
     from gtr.tokenizers import to_uint8
     rows = {r.key: r for r in bed.rows}
     clip = preset(bed.model).config.clip_timestep  # the model's diffusion.clip_timestep
     base = sampler_from_config(sampling_options(bed, rows[bed.reference_row])[0], {"clip_timestep": clip})
     labels = torch.arange(count) % 10
-    reference = model.patchify(gtr.sample(model, base, labels, seed=10_000))
+    reference = model.patchify(sample(model, base, labels, seed=10_000))
     reference_image = to_uint8(tokenizer.decode(model.unpatchify(reference[:1])))[0].cpu()
     side = model.seq_h
     result, strips = {}, {}
@@ -355,7 +349,7 @@ def figure3(bed: Testbed, model, tokenizer, extractor, count: int, seeds: int, o
         completion = CompletionSampler(num_iter=bed.figure3_completion_steps, diffusion_steps=base.diffusion_steps,
                                        cfg=base.cfg, given_tokens=reference, given=mask)
         completion.clip_timestep = base.clip_timestep
-        stack = torch.stack([to_uint8(tokenizer.decode(gtr.sample(model, completion, labels, seed=s))).cpu()
+        stack = torch.stack([to_uint8(tokenizer.decode(sample(model, completion, labels, seed=s))).cpu()
                              for s in range(seeds)])  # [S, N, H, W, 3]
         pixel_std = (stack[..., 0].double() / 255).std(dim=0).mean(dim=(1, 2))
         feature_std = torch.stack([extract(extractor, [images])[0] for images in stack]).std(dim=0).mean(dim=1)
@@ -397,21 +391,26 @@ def figure3_plot(reference: torch.Tensor, strips: Mapping[str, tuple[torch.Tenso
     plt.close(fig)
 
 
+STORED = ("fid_fmnist", "is_fmnist", "accuracy", "count")  # the scores kept per row and seed
+
+
 def measure_rows(bed: Testbed, state: dict, keys: Sequence[str], device: torch.device, *, samples: int,
                  seeds: Sequence[int], batch_size: int, figure3_images: int, data_root, out: Path,
                  command: str) -> None:
     """Quality (and time on ``device``) of the rows ``keys`` and the Figure-3 experiment, saved after each row."""
     from gtr.data import FashionMNIST
-    from gtr.eval.fashion import FashionExtractor, parse_reference, reference_statistics, score
+    from gtr.eval.fashion import FashionExtractor, parse_reference, reference_statistics
+    from gtr.eval.metrics import Reference, score
     from gtr.eval.flops import FlopsCounter
     from gtr.eval.latency import device_name
-    from gtr.pipeline import cache_record, compose_config, load_configured_model, load_image_tokenizer
+    from gtr.jobs.common import cache_record, load_configured_model, load_image_tokenizer
+    from gtr.config import compose_config
     cfg = compose_config(f"model={bed.model}")
     model = load_configured_model(cfg, device)
     tokenizer = load_image_tokenizer(cfg.model.tokenizer, cfg.weights, device)
     extractor = FashionExtractor()
     split, size = parse_reference(cfg.model.metrics.reference)
-    reference = reference_statistics(extractor, split, data_root, size=size)
+    reference = Reference(reference_statistics(extractor, split, data_root, size=size))
     resized = f", resized to {size}x{size} as the training data" if size != 28 else ""
     state["reference"] = f"the {len(FashionMNIST(split, data_root))} Fashion-MNIST {split} images{resized}"
     if device.type == state["settings"].get("device", "cpu"):
@@ -438,7 +437,8 @@ def measure_rows(bed: Testbed, state: dict, keys: Sequence[str], device: torch.d
             if any(r["seed"] == seed for r in per_seed):
                 continue
             images, labels, seconds = generate(model, tokenizer, sampler, samples, seed, batch_size, cache)
-            scores = score(images, labels, extractor, reference).as_dict()
+            scored = score(images.split(1000), extractor, reference, labels=labels)
+            scores = {k: scored[k] for k in STORED}
             per_seed.append({"seed": seed, "s_per_image": seconds / samples, **scores})
             print(f"{key} seed {seed}: {per_seed[-1]}", flush=True)
             state["partial"][key] = {"sampler": options, "cache": cached.get("cache"), "per_seed": per_seed}
@@ -458,7 +458,7 @@ def measure_rows(bed: Testbed, state: dict, keys: Sequence[str], device: torch.d
 def _signature(sampler: Mapping, cache: Mapping | None) -> str:
     import json
 
-    from gtr.pipeline import cache_record
+    from gtr.jobs.common import cache_record
     return json.dumps([sampler, cache_record(cache).get("cache")], sort_keys=True)
 
 
@@ -491,9 +491,10 @@ def time_on_cpu(bed: Testbed, state: dict, keys: Sequence[str], images: int, jso
     its median over the rounds (the rounds are kept: ``cpu_s_per_image_passes``). Finished rounds survive a stop."""
     import statistics
 
-    import gtr
+    from gtr.sampling import sample
     from gtr.eval.latency import device_name
-    from gtr.pipeline import compose_config, load_configured_model
+    from gtr.config import compose_config
+    from gtr.jobs.common import load_configured_model
     rows = [key for key in keys if key in state["rows"] and "cpu_s_per_image" not in state["rows"][key]]
     if not rows:
         return
@@ -516,9 +517,9 @@ def time_on_cpu(bed: Testbed, state: dict, keys: Sequence[str], images: int, jso
             if len(row.setdefault("cpu_s_per_image_passes", [])) > round_:
                 continue  # timed before a stop
             sampler, cache = samplers[key]
-            gtr.sample(model, sampler, labels[:2], seed=0, cache=cache)  # warm-up
+            sample(model, sampler, labels[:2], seed=0, cache=cache)  # warm-up
             start = time.perf_counter()
-            gtr.sample(model, sampler, labels, seed=0, cache=cache)
+            sample(model, sampler, labels, seed=0, cache=cache)
             row["cpu_s_per_image_passes"].append((time.perf_counter() - start) / images)
             print(f"{key} (round {round_ + 1}/{passes}): {row['cpu_s_per_image_passes'][-1] * 1e3:.1f} ms per "
                   "image on the CPU", flush=True)
@@ -632,7 +633,7 @@ def _all_rows_table(bed: Testbed, rows: Mapping, cpu: bool, timed: str) -> list[
 
 def _find(bed: Testbed, rows: Mapping, config: str, overrides: Mapping) -> str | None:
     """The measured row that runs exactly the sampler of (config, overrides) on this testbed."""
-    from gtr.pipeline import cache_record
+    from gtr.jobs.common import cache_record
     sampler, cache = sampling_options(bed, Row("", "", "", config, overrides))
     return next((key for key, row in rows.items()
                  if row["sampler"] == sampler and row.get("cache") == cache_record(cache).get("cache")), None)

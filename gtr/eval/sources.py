@@ -1,21 +1,16 @@
-"""Scoring images made anywhere, with no generator loaded: FID/IS (or the Fashion-MNIST analogues) of an image folder
-or an ADM-layout ``.npz`` (``arr_0``: uint8 [N, H, W, 3], what the official MAR and guided-diffusion evaluations
-read), and reference statistics of any folder, written once. Images are streamed in batches: memory does not grow
-with their number (an ``.npz`` is read row block by row block from inside the archive).
-
-    python scripts/score.py samples/mar_b_gtr_16_seed0/images --reference adm_in256
-    python scripts/score.py samples.npz --reference my_stats.npz
-    python scripts/score.py my_reference_images/ --save-stats my_stats.npz     # statistics only
-"""
+"""Where images to score come from: a folder of PNG/JPEG files or an ADM-layout ``.npz`` (``arr_0``: uint8
+[N, H, W, 3], what the official MAR and guided-diffusion evaluations read), streamed in uint8 [B, H, W, 3] batches so
+that memory does not grow with their number (an ``.npz`` is read row block by row block from inside the archive,
+never unpickled)."""
 from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
+from PIL import Image
 
 from gtr.errors import GtRError
 
@@ -28,6 +23,12 @@ def folder_images(folder: Path, minimum: int = 1) -> list[Path]:
     if len(files) < minimum:
         raise GtRError(f"{folder} holds no .png/.jpg images")
     return files
+
+
+def png_batches(paths: Sequence[Path], batch_size: int = 200) -> Iterator[torch.Tensor]:
+    """The images of ``paths`` as RGB uint8 batches [B, H, W, 3]."""
+    for start in range(0, len(paths), batch_size):
+        yield torch.from_numpy(np.stack([np.asarray(Image.open(p).convert("RGB")) for p in paths[start:start + batch_size]]))
 
 
 def read_header(f) -> tuple[tuple, bool, np.dtype]:
@@ -74,41 +75,10 @@ def npz_batches(path: Path, batch_size: int = 200) -> tuple[int, Iterator[torch.
 
 
 def image_source(path: Path, batch_size: int = 200) -> tuple[int, Iterator[torch.Tensor]]:
-    from gtr.eval.metrics import png_batches
+    """(number of images, their batches) of a folder of images or an ADM ``.npz``."""
     if path.is_dir():
         files = folder_images(path)
         return len(files), png_batches(files, batch_size)
     if path.suffix == ".npz" and path.is_file():
         return npz_batches(path, batch_size)
     raise GtRError(f"{path} is neither a folder of images nor an .npz of samples")
-
-
-def score_config(extractor: str, reference: str | None, weights_root: str, download: bool, progress: bool,
-                 data_root: str | None = None):
-    return OmegaConf.create({"metrics": {"extractor": extractor, "reference": reference, "inception": None,
-                                         "classifier": None, "data_root": data_root},
-                             "weights": {"root": weights_root, "download": download}, "progress": progress})
-
-
-def score_images(path: Path, cfg, device: torch.device, labels: np.ndarray | None = None,
-                 batch_size: int = 200) -> dict:
-    """FID/IS (or analogues, and accuracy with ``labels``) of a folder or ``.npz`` against ``cfg.metrics.reference``."""
-    from gtr.eval.metrics import check_extractor, check_reference, score_batches
-    check_extractor(cfg.metrics.extractor)
-    check_reference(cfg.metrics.reference)
-    count, batches = image_source(path, batch_size)
-    if labels is not None and len(labels) != count:
-        raise GtRError(f"got {len(labels)} labels for {count} images")
-    return {"images": str(path), "num_images": count, **score_batches(batches, count, cfg, device, labels)}
-
-
-def folder_statistics(path: Path, out: Path, cfg, device: torch.device, batch_size: int = 200) -> Path:
-    """Write the FID statistics (mu, sigma) of a folder or ``.npz`` under ``cfg.metrics.extractor`` to ``out``."""
-    from gtr.eval.fid import extract, save_statistics, statistics
-    from gtr.eval.metrics import make_extractor
-    count, batches = image_source(path, batch_size)
-    if count < 2:
-        raise GtRError(f"{path} holds {count} image: statistics need at least 2")
-    extractor = make_extractor(cfg.metrics.extractor, cfg, device)
-    features, _ = extract(extractor, batches, count, progress=cfg.progress)
-    return save_statistics(statistics(features), out)

@@ -1,7 +1,7 @@
 """GenEval for LightGen and any sampler (``scripts/geneval.py``): generate the official layout, score it, write
 the per-task JSON that the tables script reads (Table 2).
 
-Generation reuses the FID sampler's machinery (:func:`gtr.generate.render_sharded`): image k shows prompt
+Generation reuses the FID sampler's machinery (:func:`gtr.jobs.distributed.render_sharded`): image k shows prompt
 k // n_samples and draws from its own (seed, k) stream, fixed batches go round-robin to ranks, PNGs are written
 atomically, a re-run resumes, and 1 or N processes write the same images. T5 runs once per prompt (features cached
 on disk, ``text_cache``) and is not loaded at all when every prompt is cached. Rank 0 then scores the folder
@@ -26,10 +26,13 @@ from gtr.eval.geneval.prompts import image_path, read_metadata, resolve_metadata
 from gtr.eval.geneval.rules import Thresholds
 from gtr.eval.geneval.score import score_folder
 from gtr.eval.geneval.summary import format_summary, scores, summarize
-from gtr.generate import Distributed, check_complete, git_commit, render_sharded
-from gtr.pipeline import (Run, batches_of_rank, cache_settings, check_count, check_writable, claim_output, resolve_device,
-                          run_job, run_settings, run_tag)
-from gtr.t2i import PromptEncoder
+from gtr.jobs.distributed import Distributed, render_sharded
+from gtr.jobs.output import check_complete, git_commit
+from gtr.jobs.common import Run, batches_of_rank, cache_settings, resolve_device, run_job
+from gtr.jobs.output import check_writable, claim_output, run_settings
+from gtr.config.schema import check_count
+from gtr.config import run_tag
+from gtr.jobs.sample_t2i import PromptEncoder
 
 
 def load_prompts(cfg) -> list[dict]:
