@@ -11,6 +11,7 @@ scripts store besides tensors) or as safetensors; arbitrary pickled objects are 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import http.client
 import hashlib
@@ -22,7 +23,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from tqdm.auto import tqdm
@@ -271,3 +272,16 @@ def load_into(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], path,
                   for k, v in state_dict.items()}
     model.load_state_dict(state_dict, strict=True, assign=True)
     return model
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Random initialisation draws from torch's global generator (as the official code's), here seeded with ``seed``
+    inside a fork: the caller's global random state is the same after as before (``seed=None``: the global stream
+    as it is, consumed)."""
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

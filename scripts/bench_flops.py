@@ -19,7 +19,7 @@ from pathlib import Path
 
 from gtr.errors import one_line_errors
 from gtr.eval.flops import FlopsCounter, analytic_flops
-from gtr.eval.paper import TABLE1, TABLE3, TABLE4, paper_values
+from gtr.eval.paper import OURS, TABLE1, TABLE3, TABLE3_LABELS, TABLE4, note_of, paper_values
 from gtr.models.registry import LIGHTGEN_PRESETS
 from gtr.models.registry import PRESET_NAMES, PRESETS
 from gtr.jobs.common import cache_from_config, sampler_from_config, sampling_options
@@ -29,53 +29,6 @@ CLIP = 950
 UNCLIPPED = {"lazymar", "lazymar_8"}  # LazyMAR's released code runs plain 100-step respacing (its rows fit only so);
 # the compositions (gtr_16+lazymar, ...) keep their schedule's clipped diffusion, so they compare with its row
 MODELS = ("mar_b", "mar_l", "mar_h")
-
-# Our reading of each paper row, by sampler config (the rows themselves and the paper's values come from
-# gtr.eval.paper and gtr/eval/paper_values.json, which make_tables.py and the 16x16 study read too).
-NOTES = {
-    "halton": "MAR's cosine token counts with the Halton order (arccos counts: sampler.counts=arccos, within 0.1 %)",
-    "disa": "24 AR steps, 50->5 linear: the only setting that fits the row (docs/flops.md Sec. 2.5); labelled 16 in "
-            "the paper",
-    "gtr_16": "steps (15, 2, 2): the schedule closest to the paper's FLOPs under its stated diffusion settings; the "
-              "split is not identifiable from FLOPs",
-    "disa_16": "16 AR steps, 50->5 linear (docs/flops.md Sec. 2.5); labelled 8 in the paper",
-    "lazymar": "41 AR steps, the released code's defaults, 100 unclipped diffusion steps (LazyMAR's own diffusion "
-               "code): the setting that fits the row (docs/flops.md Sec. 2.6); labelled 16 in the paper",
-    "lazymar_8": "15 AR steps, defaults, unclipped: no single setting fits this row (best max error 0.24 T, "
-                 "docs/flops.md Sec. 2.6); MAR-L's printed 5.77 T sits near 14 steps, and its printed Speed 5.37 "
-                 "contradicts its own FLOPs (32.75 / 5.77 = 5.68)",
-    "gtr_8": "steps (7, 1, 1); no schedule with the stated diffusion settings fits all three models to 1 %",
-    "gtr_star/constant_steps=50": "the FLOPs reading of docs/flops.md Sec. 2.8",
-    "gtr_dagger": "with gtr_16's 19 AR steps; the paper's 33.92 implies more AR steps, a schedule the paper does not "
-                  "give",
-    "gtr_16/fts_selection=all": "all 128 reconstruction tokens at T_detail; the paper's +0.70 T over FTS implies about "
-                                "45 tokens (docs/flops.md Sec. 2.8)",
-}
-TABLE3_LABELS = {(True, False, False): "GtR* only (constant 50 diffusion steps)",
-                 (False, True, False): "GtR† only (stage-aware steps, random order)",
-                 (True, True, False): "GtR* + GtR†, no FTS", (True, True, True): "GtR* + GtR† + FTS"}
-
-# Rows that are ours, not the paper's: (table, label, sampler config [+cache config], overrides, the paper row
-# they are compared with as {model: (TFLOPs, Speed)} or None, note).
-OURS = [
-    (1, "GtR as literally stated (rates 2.67/10.67/64)", "gtr", {}, "gtr_16",
-     "the text's rates give 24 + 6 + 2 = 32 AR steps, incompatible with the paper's own FLOPs (shown beside the "
-     "paper's GtR row for contrast)"),
-    (3, "GtR* only (constant 100 diffusion steps, literal)", "gtr_star", {}, "gtr_star",
-     "the literal reading (the baseline's 100 steps on every token) overshoots the paper"),
-    (1, "+GtR-16 + LazyMAR (not in the paper)", "gtr_16+lazymar", {}, None,
-     "GtR-16's schedule with LazyMAR's caches (released defaults, step_map=index): on 19 AR steps no decoder "
-     "pruning (the keep ratios start at step 20); the encoder, condition and head caches act"),
-    (1, "+GtR-8 + LazyMAR (not in the paper)", "gtr_8+lazymar", {}, None,
-     "9 AR steps: steps 0-5 are full under the released rule, so only 6-8 use the token caches; the head cache acts "
-     "everywhere"),
-    (1, "+DiSA + LazyMAR (not in the paper)", "disa+lazymar", {}, None, "DiSA's 24 AR steps with LazyMAR's caches"),
-]
-
-
-def note_of(config: str, overrides: dict) -> str:
-    return NOTES.get("/".join([config, *(f"{k}={v}" for k, v in overrides.items())]), "" if overrides else
-                     NOTES.get(config, ""))
 
 
 def rows_to_count() -> list[tuple]:

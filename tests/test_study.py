@@ -95,7 +95,7 @@ def test_point_labels_overlap_neither_each_other_nor_the_markers():
 def test_a_stopped_row_resumes_from_its_finished_seeds(tmp_path, monkeypatch):
     """Seeds a stopped run finished are kept; only the missing ones are generated, and the row ends as if whole."""
     import json
-    from gtr.eval import study
+    from gtr.study import toy as study
     calls = []
 
     def fake_generate(model, tokenizer, sampler, count, seed, batch_size, cache=None):
@@ -122,7 +122,7 @@ def test_a_stopped_row_resumes_from_its_finished_seeds(tmp_path, monkeypatch):
 def test_stored_rows_follow_what_they_run_not_their_key():
     """A renamed row keeps its measurements, a row whose config now resolves to other options is measured again, and
     stored rows no current row runs are kept aside (retired), not reported."""
-    from gtr.eval import study
+    from gtr.study import toy as study
     bed = TESTBEDS["fmnist16"]
     rows = {r.key: r for r in bed.rows}
     mar, mar_cfg4 = (study.sampling_options(bed, rows[k])[0] for k in ("mar", "mar_cfg4"))
@@ -144,20 +144,20 @@ def test_retime_takes_the_median_of_interleaved_rounds_and_resumes_after_a_stop(
     a retime stopped half-way times only the rounds it had not finished."""
     import json
 
-    import gtr
-    from gtr.eval import study
+    import gtr.sampling
+    from gtr.study import toy as study
     bed = TESTBEDS["fmnist"]
     keys = ["mar_16", "gtr_10"]
     rows = {r.key: r for r in bed.rows}
     order = []
-    real_sample = gtr.sample
+    real_sample = gtr.sampling.sample
 
     def counting_sample(model, sampler, labels, **kwargs):
         if len(labels) == 3:  # the timed batch, not the 2-image warm-up
             order.append(id(sampler))
         return real_sample(model, sampler, labels[:1], **kwargs)
 
-    monkeypatch.setattr(gtr, "sample", counting_sample)
+    monkeypatch.setattr(gtr.sampling, "sample", counting_sample)
     state = {"settings": {"samples": 20, "seeds": [0], "device": "cpu"}, "rows": {}}
     for key in keys:
         state["rows"][key] = {"sampler": study.sampling_options(bed, rows[key])[0], "per_seed": [], "gflops": 1.0,

@@ -13,7 +13,7 @@ from gtr.models.lightgen import LightGen, LightGenConfig, initialize_official
 from gtr.models.mar import MAR, MARConfig
 from gtr.models.registry import (LIGHTGEN_PRESETS, PRESET_NAMES, PRESETS, REGISTRY, ModelConfig, Preset,
                                  lightgen_config, mar_config, preset)
-from gtr.weights import DEFAULT_ROOT, load_into, read_checkpoint, resolve, select_state_dict
+from gtr.weights import DEFAULT_ROOT, load_into, read_checkpoint, resolve, seeded, select_state_dict
 
 
 def build_model(name: str, seed: int | None = 0, device: str | torch.device = "cpu",
@@ -21,12 +21,11 @@ def build_model(name: str, seed: int | None = 0, device: str | torch.device = "c
     """A randomly initialised model of a registry entry (as its official initialisation), some architecture
     fields replaced by ``hyperparameters``."""
     entry = preset(name)
-    if seed is not None:
-        torch.manual_seed(seed)
-    if entry.family == "lightgen":
-        model = initialize_official(LightGen(lightgen_config(name, **hyperparameters)))
-    else:
-        model = MAR(mar_config(name, **hyperparameters))
+    with seeded(seed):
+        if entry.family == "lightgen":
+            model = initialize_official(LightGen(lightgen_config(name, **hyperparameters)))
+        else:
+            model = MAR(mar_config(name, **hyperparameters))
     return model.to(device).eval()
 
 
@@ -36,9 +35,9 @@ def build_mar(preset_name: str | None = None, seed: int | None = 0, device: str 
     if preset_name is not None:
         preset(preset_name, "mar")
         return build_model(preset_name, seed, device, **hyperparameters)
-    if seed is not None:
-        torch.manual_seed(seed)
-    return MAR(mar_config(None, **hyperparameters)).to(device).eval()
+    with seeded(seed):
+        model = MAR(mar_config(None, **hyperparameters))
+    return model.to(device).eval()
 
 
 def build_lightgen(preset_name: str = "lightgen", seed: int | None = 0, device: str | torch.device = "cpu",

@@ -6,7 +6,9 @@ the CPU and moved to the device, so CPU and GPU runs consume identical random nu
 
 ``OfficialRNG`` reproduces the official MAR code's draws on the global generators, in its order: one numpy
 shuffle per image before anything else, then per AR step one CPU ``torch.randn`` for x_T and one device
-``randn_like`` of the (CFG-doubled) state per diffusion step. It is the only code that touches the global RNGs.
+``randn_like`` of the (CFG-doubled) state per diffusion step. It is the only code that touches the global RNGs (the
+random initialisation of models and tokenizers seeds them inside a fork: :func:`gtr.weights.seeded`; the training
+jobs seed them, as training scripts do).
 """
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ from gtr.errors import GtRError
 from gtr.tokenizers.kl import (FMNIST16_VAE_CONFIG, FMNIST_VAE_CONFIG, KL16_CONFIG, KL16_TINY_CONFIG,
                               SCENES_VAE_CONFIG, SD3_VAE_CONFIG, SD3_VAE_TINY_CONFIG, LatentTokenizer, autoencoder,
                               ldm_to_diffusers, to_uint8)
-from gtr.weights import DEFAULT_ROOT, WEIGHTS, WeightFile, load_into, read_checkpoint, resolve, select_state_dict
+from gtr.weights import (DEFAULT_ROOT, WEIGHTS, WeightFile, load_into, read_checkpoint, resolve, seeded,
+                         select_state_dict)
 
 # name -> diffusers AutoencoderKL config; its scaling_factor / shift_factor are the latent normalisation. A
 # safetensors file's metadata ("scale", "shift") overrides them: the project's own tokenizers record the values
@@ -45,9 +46,9 @@ def _config(name: str):
 def build_tokenizer(name: str, seed: int | None = 0, device: str | torch.device = "cpu") -> LatentTokenizer:
     """A randomly initialised tokenizer of a named architecture (for tests and demos)."""
     config = _config(name)
-    if seed is not None:
-        torch.manual_seed(seed)
-    return LatentTokenizer(autoencoder(config), *default_normalisation(config)).to(device).eval()
+    with seeded(seed):
+        tokenizer = LatentTokenizer(autoencoder(config), *default_normalisation(config))
+    return tokenizer.to(device).eval()
 
 
 def load_tokenizer(name: str = "kl16", checkpoint: str | os.PathLike | None = None, *,
