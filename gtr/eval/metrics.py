@@ -84,8 +84,7 @@ def score(batches: Iterable[torch.Tensor], extractor, reference: Reference, *, l
              for name, n in (("the reference", reference.count), ("the sample", count)) if n is not None and n < dims]
     if small:
         result["fid_warning"] = "; ".join(small)
-        if progress:
-            print(f"warning: {result['fid_warning']}", flush=True)
+        print(f"warning: {result['fid_warning']}", flush=True)
     if suffix and labels is not None:
         if len(labels) != count:
             raise GtRError(f"got {len(labels)} labels for {count} images: give one class label per image")
