@@ -36,7 +36,8 @@ def test_released_defaults():
     c = build_cache("lazymar")
     assert [i for i in range(64) if c.full_step(i)] == [0, 1, 2, 3, 4, 5, 14, 23, 32, 41, 50, 59]
     assert [i for i, mode in enumerate(c.walk(64)) if mode.full] == [0, 1, 2, 3, 4, 5, 14, 23, 32, 41, 50, 59]
-    assert len(KEEP_RATIOS) == 64 and KEEP_RATIOS[19] == 1.0 and KEEP_RATIOS[20] == 0.6 and KEEP_RATIOS[40] == 0.05
+    assert len(KEEP_RATIOS) == 41 and KEEP_RATIOS[19] == 1.0 and KEEP_RATIOS[20] == 0.6 and KEEP_RATIOS[40] == 0.05
+    assert [c.keep_ratio(i) for i in (40, 63, 200)] == [0.05] * 3  # the last ratio holds after
     modes = c.walk(64)
     assert c.keep_count(modes[30], 4, 4, 320) == 48 and c.keep_count(modes[60], 4, 4, 320) == 23  # 320 x 0.15; 4+4+15
     assert [i for i in range(100) if c.head_full(i, 100)] == [0, 7, 14, 21, 28, 35, 42, 49, 56, 63, 70, 77, 84, 91,

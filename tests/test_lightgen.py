@@ -72,13 +72,25 @@ def test_table2_sampler_configs(config, ar_steps):
     from omegaconf import OmegaConf
     from gtr.config import compose_config
     from gtr.jobs.common import sampler_from_config
-    options = OmegaConf.to_container(compose_config("model=mar_b", f"sampler={config}").sampler, resolve=True)
+    options = OmegaConf.to_container(compose_config("model=lightgen", f"sampler={config}").sampler, resolve=True)
     sampler = sampler_from_config(options)
     plan = sampler.plan(32, 32)
     assert len(plan) == ar_steps and sum(s.num_tokens for s in plan) == 1024
     if config == "gtr_lightgen":
         assert sampler.stage_steps(32, 32)[1] == [8, 3, 3, 2]
         assert [s.diffusion_steps for s in plan[:14]][::13] == [50, 20] and plan[-1].diffusion_steps == 20
+    if "lightgen_" in config:  # 50 diffusion steps and constant CFG 4.0: LightGen's defaults, not the config's
+        assert (options["cfg"], options["cfg_schedule"]) == (4.0, "constant")
+        assert config.startswith("gtr") or options["diffusion_steps"] == 50
+
+
+def test_gtr_lightgen_is_the_models_own_gtr_setting():
+    """On lightgen_scenes (256 tokens) sampler=gtr_lightgen keeps Table 2's (8, 3, 3, 2) AR steps: the rates are the
+    model's (a quarter of LightGen's), not LightGen's 1,024-token rates, which would give 5 steps."""
+    from gtr.jobs.common import sampler_from_config, sampling_options
+    for model, grid in (("lightgen", 32), ("lightgen_scenes", 16)):
+        sampler = sampler_from_config(sampling_options(model, "gtr_lightgen")[0])
+        assert sampler.stage_steps(grid, grid)[1] == [8, 3, 3, 2], model
 
 
 def test_sampler_defaults_follow_the_model():

@@ -240,8 +240,25 @@ def _omegaconf_type(annotation):
     return annotation if annotation in (int, float, bool, str) else Any
 
 
+# Sampler options whose default is the model's (the registry's ModelConfig field, or the class's default where a model
+# does not set it): the one place where a sampler config meets the model. The other defaults are the classes'.
+MODEL_DEFAULTS = {"num_iter": "default_num_iter", "diffusion_steps": "default_diffusion_steps", "cfg": "default_cfg",
+                  "cfg_schedule": "default_cfg_schedule", "num_stages": "gtr.num_stages", "rates": "gtr.rates"}
+
+
+def _from_model(option: str, default):
+    """``${oc.select:model.<field>,<default>}`` for an option of :data:`MODEL_DEFAULTS`, else ``default``."""
+    if option not in MODEL_DEFAULTS or default is MISSING:
+        return default
+    literal = "null" if default is None else (
+        f"[{','.join(repr(v) for v in default)}]" if isinstance(default, list) else str(default))
+    return f"${{oc.select:model.{MODEL_DEFAULTS[option]},{literal}}}"
+
+
 def options_schema(kind: str, name: str, cls: type) -> type:
-    """A structured-config dataclass of ``cls``'s init fields plus ``name`` (defaults: the class's)."""
+    """A structured-config dataclass of ``cls``'s init fields plus ``name``: the defaults are the class's, except the
+    options of :data:`MODEL_DEFAULTS`, which interpolate the model's (``configs/sampler`` and ``configs/cache`` name
+    these schemas first and keep only what they change)."""
     hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
     fields = [("name", str, field(default=name))]
     for f in dataclasses.fields(cls) if dataclasses.is_dataclass(cls) else ():
@@ -252,7 +269,9 @@ def options_schema(kind: str, name: str, cls: type) -> type:
         if isinstance(default, tuple):
             default = list(default)
         kind_type = _omegaconf_type(hints[f.name])
-        if isinstance(default, list):
+        if kind == "sampler" and f.name in MODEL_DEFAULTS:
+            fields.append((f.name, kind_type, field(default=_from_model(f.name, default))))
+        elif isinstance(default, list):
             fields.append((f.name, kind_type, field(default_factory=lambda d=default: list(d))))
         else:
             fields.append((f.name, kind_type, field(default=default)))

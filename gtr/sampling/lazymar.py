@@ -48,7 +48,7 @@ from gtr.sampling.runner import ModelRunner
 from gtr.sampling.schedule import ARStep
 
 # The released code's keep ratios, indexed by the raw AR step (not rescaled to num_iter; the last holds beyond 64).
-KEEP_RATIOS = (1.0,) * 20 + (0.6,) + (0.5,) * 4 + (0.4,) * 5 + (0.15,) * 5 + (0.12,) * 5 + (0.05,) * 24
+KEEP_RATIOS = (1.0,) * 20 + (0.6,) + (0.5,) * 4 + (0.4,) * 5 + (0.15,) * 5 + (0.12,) * 5 + (0.05,)  # the last holds after
 REFERENCE_STEPS = 64  # the schedule length the released rules are written for
 STEP_MAPS = ("index", "fraction")
 
