@@ -41,6 +41,23 @@ def test_premise_gate_needs_both_regimes():
     assert premise({"rows": rows})["passed"]
 
 
+def test_guidance_sweep_picks_the_most_valid_scale(tmp_path):
+    from gtr.study.scenes import best_cfg
+
+    def row(valid, cfg):
+        return {**_row(valid), "sampler": {"cfg": cfg}}
+    assert best_cfg({"rows": {"mar_64_unguided": row(0.6, 1.0)}}) is None  # one scale is no sweep
+    rows = {"mar_64_unguided": row(0.6, 1.0), "mar_cfg2": row(0.8, 2.0), "mar_cfg4": row(0.8, 4.0),
+            "mar_cfg6": row(0.7, 6.0)}
+    pick = best_cfg({"rows": rows})
+    assert pick["cfg"] == 2.0 and pick["valid"][6.0] == 0.7  # a tie goes to the weaker guidance
+    rows["mar"] = {**_row(0.8), "sampler": {"cfg": 4.0}}
+    pytest.importorskip("matplotlib")
+    from gtr.study.report import report
+    text = report({"current": {"model": "abc", "settings": SETTINGS, "rows": rows}}, tmp_path / "s.md")
+    assert "the best scale is **2**" in text and "not the sweep's pick" in text
+
+
 def test_claims_reach_every_verdict():
     rows = {"mar": _row(0.80), "gtr_16": _row(0.81), "gtr_8": _row(0.60), "mar_16": _row(0.70),
             "mar_8": _row(0.79)}

@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 from gtr.images import pyplot
 from gtr.eval.paper import TABLE1, TABLE3, TABLE4, TABLE5, paper_values
-from gtr.study.scenes import FAMILIES, MARGIN, ROW, ROWS, counts, premise, verdicts
+from gtr.study.scenes import FAMILIES, MARGIN, ROW, ROWS, best_cfg, counts, premise, verdicts
 from gtr.study.statistics import wilson
 
 FAILURE_KINDS = ("count", "shape", "colour", "mixed", "stray", "background")
@@ -131,6 +131,15 @@ def _premise_lines(study: Mapping) -> list[str]:
         else:
             out.append(f"| {name} | — | — | — | not measured |")
     out += ["", f"**Gate: {'passed' if gate['passed'] else 'not passed'}.**", ""]
+    pick = best_cfg(state)
+    if pick:
+        scales = ", ".join(f"{c:g}: {v:.1%} of {pick['images'][c]:,}" for c, v in sorted(pick["valid"].items()))
+        guided = state.get("rows", {}).get("mar", {}).get("sampler", {}).get("cfg")
+        out += [f"Guidance sweep (64 AR steps; exact validity by CFG scale: {scales}): the best scale is "
+                f"**{pick['cfg']:g}**" + (f"; the guided rows ran at the model's default_cfg {guided:g}"
+                                          if guided is not None else "") +
+                ("" if guided is None or float(guided) == pick["cfg"] else
+                 " (not the sweep's pick: set default_cfg in gtr/models/registry.py and re-run)") + ".", ""]
     for i, attempt in enumerate(study.get("attempts", []), 1):
         g = attempt["premise"]
         words = ", ".join(f"{name}: 64 → 8 steps {g[name]['valid_64']:.1%} → {g[name]['valid_8']:.1%}"

@@ -424,6 +424,22 @@ def premise(state: Mapping) -> dict:
     return gate
 
 
+CFG_ROWS = ("mar_64_unguided",) + tuple(r.key for r in ROWS if r.table == "cfg")  # the 64-step baseline by CFG
+
+
+def best_cfg(state: Mapping) -> dict | None:
+    """The guidance sweep's pick: the CFG scale of the 64-step row with the highest exact validity (CFG 1.0 is the
+    unguided row), with every measured scale's validity; None before any sweep row is measured."""
+    rows = state.get("rows", {})
+    measured = {k: counts(rows[k]) for k in CFG_ROWS if rows.get(k, {}).get("per_seed")}
+    if len(measured) < 2:
+        return None
+    scales = {k: float(rows[k]["sampler"]["cfg"]) for k in measured}
+    best = max(measured, key=lambda k: (measured[k][0] / measured[k][1], -scales[k]))  # ties: the weaker guidance
+    return {"cfg": scales[best], "row": best, "valid": {scales[k]: measured[k][0] / measured[k][1] for k in measured},
+            "images": {scales[k]: measured[k][1] for k in measured}}
+
+
 def load_state(path: Path, model: str, settings: Mapping) -> dict:
     """The study's results for this model (``model``: the weights' hash) and settings; other attempts are kept
     under ``attempts`` with their premise gate."""
@@ -439,5 +455,5 @@ def load_state(path: Path, model: str, settings: Mapping) -> dict:
     return stored
 
 
-__all__ = ["CLAIMS", "Claim", "FAMILIES", "GRID_ROWS", "figure3", "figure3_comparison", "sample_grid", "MARGIN", "PREMISE", "ROW", "ROWS", "Row", "TABLES", "compare", "counts",
+__all__ = ["CFG_ROWS", "CLAIMS", "Claim", "FAMILIES", "best_cfg", "GRID_ROWS", "figure3", "figure3_comparison", "sample_grid", "MARGIN", "PREMISE", "ROW", "ROWS", "Row", "TABLES", "compare", "counts",
            "frontier_claims", "load_state", "measure", "model_id", "weights_file", "premise", "rows_of", "verdicts"]
