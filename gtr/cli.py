@@ -84,3 +84,21 @@ def score(argv: list[str] | None = None) -> None:
     with one_line_errors():  # the [eval] extra, when missing, is named in one line
         from gtr.jobs.score import main
     main(argv)
+
+
+def make_tables(argv: list[str] | None = None) -> None:
+    """``scripts/make_tables.py``: results/table1.md ... table5.md (and a speed-quality plot) regenerated from what has
+    been measured, each cell beside the paper's value and labelled by where it comes from (gtr/eval/tables.py)."""
+    import argparse
+    from pathlib import Path
+
+    from gtr.eval.tables import RESULTS, write_tables
+    from gtr.files import REPO_ROOT
+    parser = argparse.ArgumentParser(prog="scripts/make_tables.py", description=make_tables.__doc__)
+    parser.add_argument("--runs", nargs="+", default=[str(REPO_ROOT / "generated" / "*" / "results.json"),
+                                                      str(REPO_ROOT / "multirun" / "**" / "results.json"),
+                                                      str(RESULTS / "runs" / "*.json")])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    with one_line_errors(args.out):
+        print(write_tables(args.runs, args.out))

@@ -29,7 +29,7 @@ import torch
 import gtr
 from gtr.errors import one_line_errors
 from gtr.eval.flops import FlopsCounter
-from gtr.eval.latency import (break_even, break_even_cell, command_line, device_name, device_tag, summary,
+from gtr.eval.latency import (add_break_even, break_even_cell, command_line, device_name, device_tag, summary,
                               time_interleaved)
 from gtr.files import write_json
 from gtr.models import build_model
@@ -173,22 +173,6 @@ def bench(model_name: str, args: argparse.Namespace, device: torch.device) -> No
     write_json(out.with_suffix(".json"), result, indent=2)
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
-
-
-def add_break_even(rows: list[dict]) -> None:
-    """For each non-eager row, ``s_per_image_50k``: its seconds per image with one process's compilation (the startup
-    of the first row in that mode: later samplers reuse its graphs, a process running one sampler pays it alone)
-    spread over a 50,000-image run; and where an eager row of the same sampler exists, ``break_even_images``: the
-    images after which that compilation is repaid by the time saved per image (None when it saves nothing)."""
-    eager = {r["sampler"]: r["s_per_image"] for r in rows if r["mode"] == "eager"}
-    first_startup: dict[str, float] = {}
-    for r in rows:
-        if r["mode"] == "eager":
-            continue
-        startup = first_startup.setdefault(r["mode"], max(r["startup_s"], 0.0))
-        r["s_per_image_50k"] = r["s_per_image"] + startup / 50_000
-        if r["sampler"] in eager:
-            r["break_even_images"] = break_even(startup, eager[r["sampler"]] - r["s_per_image"])
 
 
 if __name__ == "__main__":

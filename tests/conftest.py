@@ -1,4 +1,3 @@
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -44,14 +43,6 @@ def write_mar_checkpoint(path: Path, preset: str) -> tuple[dict, dict]:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model, "model_ema": ema}, path)
     return model, ema
-
-
-def load_script(name: str):
-    """A script of scripts/ imported as a module (they are entry points, not part of the package)."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def one_line_exit(capsys, job, *args) -> str:

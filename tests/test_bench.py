@@ -6,24 +6,19 @@ import sys
 
 import pytest
 
-from conftest import REPO, load_script, one_line_exit, run_env
-from gtr.eval.latency import break_even_cell
+from conftest import REPO, run_env
+from gtr.eval.latency import add_break_even, break_even_cell
 from gtr.sampling.compiled import AUTO_COMPILE_MIN_IMAGES
-
-
-@pytest.fixture(scope="module")
-def bench_latency():
-    return load_script("bench_latency")
 
 
 def row(sampler, mode, s_per_image, startup=None):
     return {"sampler": sampler, "mode": mode, "s_per_image": s_per_image, "startup_s": startup}
 
 
-def test_break_even_counts_one_compilation_per_process(bench_latency):
+def test_break_even_counts_one_compilation_per_process():
     rows = [row("gtr", "eager", 0.02), row("mar", "eager", 0.08), row("gtr", "compile", 0.01, startup=50.0),
             row("mar", "compile", 0.05, startup=5.0), row("gtr_8", "compile", 0.005, startup=1.0)]
-    bench_latency.add_break_even(rows)
+    add_break_even(rows)
     gtr, mar, gtr_8 = rows[2:]
     assert gtr["break_even_images"] == pytest.approx(50.0 / 0.01)
     assert mar["break_even_images"] == pytest.approx(50.0 / 0.03)  # the process's compilation, not mar's extra 5 s
@@ -34,9 +29,9 @@ def test_break_even_counts_one_compilation_per_process(bench_latency):
     assert "break_even_images" not in rows[0] and "s_per_image_50k" not in rows[0]
 
 
-def test_break_even_is_none_where_compiling_saves_nothing(bench_latency):
+def test_break_even_is_none_where_compiling_saves_nothing():
     rows = [row("gtr", "eager", 0.01), row("gtr", "compile", 0.012, startup=30.0)]
-    bench_latency.add_break_even(rows)
+    add_break_even(rows)
     assert rows[1]["break_even_images"] is None and break_even_cell(rows[1]) == "never"
 
 
@@ -73,7 +68,8 @@ def test_the_job_benchmark_times_generate_and_fits_a_line(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [(["--images", "5"], "two or more different positive counts"),
                                            (["--modes", "compile"], "--modes needs eager")])
-def test_the_job_benchmark_rejects_bad_options_in_one_line(monkeypatch, capsys, argv, message):
-    module = load_script("bench_job_modes")
-    monkeypatch.setattr(sys, "argv", ["bench_job_modes.py", *argv])
-    assert message in one_line_exit(capsys, module.main)
+def test_the_job_benchmark_rejects_bad_options_in_one_line(argv, message):
+    run = subprocess.run([sys.executable, "scripts/bench_job_modes.py", *argv], cwd=REPO, capture_output=True,
+                         text=True, env=run_env(), timeout=300)
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert run.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines

@@ -2,7 +2,6 @@
 toy study in its reduced mode."""
 import gzip
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import scipy.linalg
 import torch
 
 import gtr
-from conftest import DATA, load_script, write_random_inception
+from conftest import DATA, write_random_inception
 from gtr.data import FashionMNIST, fashion_mnist, read_idx
 from gtr.errors import GtRError
 from gtr.eval.fashion import FashionExtractor, load_classifier, reference_statistics
@@ -129,13 +128,11 @@ def test_shipped_models_generate_recognisable_classes():
 
 def test_toy_study_reduced_mode(tmp_path, monkeypatch):
     """The script's three uses, in this process (its main, as the command line calls it)."""
-    study = load_script("toy_study")
+    from gtr.study.cli import toy
     out = tmp_path / "toy_study"
 
     def toy_study(*args):
-        monkeypatch.setattr(sys, "argv", ["toy_study.py", "--quick", "--rows", "mar_16", "gtr_10", "--samples", "20",
-                                          "--out", str(out), *args])
-        study.main()
+        toy(["--quick", "--rows", "mar_16", "gtr_10", "--samples", "20", "--out", str(out), *args])
 
     toy_study("--figure3-images", "4", "--data-root", str(SUBSET))
     report = out.with_suffix(".md").read_text()

@@ -227,34 +227,27 @@ def test_t2i_study_overall_gate_and_verdicts_on_hand_made_numbers():
 
 
 def test_t2i_study_script_measures_the_gate_resumes_and_reports(tmp_path, tiny_lightgen):
-    from conftest import load_script
+    from gtr.study.cli import scenes_t2i
     model_path, text_path = tiny_lightgen
-    argv = ["scenes_t2i_study.py", "--rows", "lightgen_32", "lightgen_8", "gtr_16", "--num-prompts", "2",
+    argv = ["--rows", "lightgen_32", "lightgen_8", "gtr_16", "--num-prompts", "2",
             "--n-samples", "1", "--batch-size", "2", "--checkpoint", str(model_path), "--text-checkpoint",
             str(text_path), "--override", f"+model.hparams={TINY}",
             "--images", str(tmp_path / "images"), "--out", str(tmp_path / "study")]
-    script = load_script("scenes_t2i_study")
-    import sys
-    old = sys.argv
-    try:
-        sys.argv = argv
-        script.main()
-        study = json.loads((tmp_path / "study.json").read_text())
-        rows = study["current"]["rows"]
-        assert set(rows) >= {"lightgen_32", "lightgen_8"} and rows["lightgen_8"]["ar_steps"] == 8
-        assert rows["lightgen_32"]["gflops"] > rows["lightgen_8"]["gflops"] > 0
-        if not S_premise_passed(study):
-            assert "gtr_16" not in rows  # gated: the tiny model cannot pass the premise
-        text = (tmp_path / "study.md").read_text()
-        assert "## Premise gate" in text and "LightGen, 8 AR steps" in text
-        stamp = (tmp_path / "images" / "lightgen_8" / "seed0" / "results.json").stat().st_mtime_ns
-        script.main()  # resumes: nothing measured again
-        assert (tmp_path / "images" / "lightgen_8" / "seed0" / "results.json").stat().st_mtime_ns == stamp
-    finally:
-        sys.argv = old
+    scenes_t2i(argv)
+    study = json.loads((tmp_path / "study.json").read_text())
+    rows = study["current"]["rows"]
+    assert set(rows) >= {"lightgen_32", "lightgen_8"} and rows["lightgen_8"]["ar_steps"] == 8
+    assert rows["lightgen_32"]["gflops"] > rows["lightgen_8"]["gflops"] > 0
+    if not premise_passed(study):
+        assert "gtr_16" not in rows  # gated: the tiny model cannot pass the premise
+    text = (tmp_path / "study.md").read_text()
+    assert "## Premise gate" in text and "LightGen, 8 AR steps" in text
+    stamp = (tmp_path / "images" / "lightgen_8" / "seed0" / "results.json").stat().st_mtime_ns
+    scenes_t2i(argv)  # resumes: nothing measured again
+    assert (tmp_path / "images" / "lightgen_8" / "seed0" / "results.json").stat().st_mtime_ns == stamp
 
 
-def S_premise_passed(study) -> bool:
+def premise_passed(study) -> bool:
     from gtr.study.scenes_t2i import premise
     return premise(study["current"])["passed"]
 

@@ -69,7 +69,7 @@ def test_point_labels_overlap_neither_each_other_nor_the_markers():
     from matplotlib.text import Text
     from matplotlib.transforms import Bbox
 
-    from gtr.study.toy import place_labels
+    from gtr.study.toy.plots import place_labels
     from gtr.images import pyplot
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -95,7 +95,7 @@ def test_point_labels_overlap_neither_each_other_nor_the_markers():
 def test_a_stopped_row_resumes_from_its_finished_seeds(tmp_path, monkeypatch):
     """Seeds a stopped run finished are kept; only the missing ones are generated, and the row ends as if whole."""
     import json
-    from gtr.study import toy as study
+    from gtr.study.toy import measure as study
     calls = []
 
     def fake_generate(model, tokenizer, sampler, count, seed, batch_size, cache=None):
@@ -122,7 +122,7 @@ def test_a_stopped_row_resumes_from_its_finished_seeds(tmp_path, monkeypatch):
 def test_stored_rows_follow_what_they_run_not_their_key():
     """A renamed row keeps its measurements, a row whose config now resolves to other options is measured again, and
     stored rows no current row runs are kept aside (retired), not reported."""
-    from gtr.study import toy as study
+    from gtr.study.toy import measure as study
     bed = TESTBEDS["fmnist16"]
     rows = {r.key: r for r in bed.rows}
     mar, mar_cfg4 = (study.sampling_options(bed, rows[k])[0] for k in ("mar", "mar_cfg4"))
@@ -145,7 +145,7 @@ def test_retime_takes_the_median_of_interleaved_rounds_and_resumes_after_a_stop(
     import json
 
     import gtr.sampling
-    from gtr.study import toy as study
+    from gtr.study.toy import measure as study
     bed = TESTBEDS["fmnist"]
     keys = ["mar_16", "gtr_10"]
     rows = {r.key: r for r in bed.rows}

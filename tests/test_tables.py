@@ -1,7 +1,7 @@
 """scripts/make_tables.py on a fixture of run records."""
 import json
 
-from conftest import load_script
+from gtr.cli import make_tables
 
 
 def record(model, config, sampler, fid, is_, n=50_000, seed=0):
@@ -30,7 +30,7 @@ def test_tables_from_run_records(tmp_path):
     (runs / "geneval_k3.json").write_text(json.dumps(geneval_run(3, 0.10, num_stages=3)))
     (runs / "unscored.json").write_text(json.dumps({**record("mar_l", "mar", {}, 0, 0), "metrics": {}}))
     out = tmp_path / "tables"
-    load_script("make_tables").main(["--runs", str(runs / "*.json"), "--out", str(out)])
+    make_tables(["--runs", str(runs / "*.json"), "--out", str(out)])
     t1 = (out / "table1.md").read_text()
     assert "| MAR-H | 16 | +GtR (Ours) | `gtr_16` |" in t1 and "1.61 / 1.59" in t1 and "300.0 / 304.4" in t1
     assert "2.40 (n=10000) / 2.32" in t1  # fewer than 50k images is flagged

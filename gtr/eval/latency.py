@@ -48,6 +48,22 @@ def break_even(extra_s: float, saved_s_per_image: float) -> float | None:
     return max(extra_s, 0.0) / saved_s_per_image if saved_s_per_image > 0 else None
 
 
+def add_break_even(rows: list[dict]) -> None:
+    """For each non-eager row, ``s_per_image_50k``: its seconds per image with one process's compilation (the startup
+    of the first row in that mode: later samplers reuse its graphs, a process running one sampler pays it alone)
+    spread over a 50,000-image run; and where an eager row of the same sampler exists, ``break_even_images``: the
+    images after which that compilation is repaid by the time saved per image (None when it saves nothing)."""
+    eager = {r["sampler"]: r["s_per_image"] for r in rows if r["mode"] == "eager"}
+    first_startup: dict[str, float] = {}
+    for r in rows:
+        if r["mode"] == "eager":
+            continue
+        startup = first_startup.setdefault(r["mode"], max(r["startup_s"], 0.0))
+        r["s_per_image_50k"] = r["s_per_image"] + startup / 50_000
+        if r["sampler"] in eager:
+            r["break_even_images"] = break_even(startup, eager[r["sampler"]] - r["s_per_image"])
+
+
 def break_even_cell(row: dict) -> str:
     """A row's ``break_even_images`` as a table shows it: "never" where nothing is saved, "—" where there is nothing
     to compare with (no such key: an eager row, or no eager row to compare with)."""
